@@ -1,0 +1,8 @@
+"""The auto-encoders: one base module and a thin subclass per latent penalty."""
+
+from wae_lightning.models.ae import AE
+from wae_lightning.models.base import AutoEncoderModule
+from wae_lightning.models.vae import VAE
+from wae_lightning.models.wae_gan import WAEGAN
+
+__all__ = ["AE", "VAE", "WAEGAN", "AutoEncoderModule"]

@@ -1,0 +1,211 @@
+"""What every auto-encoder shares: networks, encode/decode/sample/interpolate, losses, logging.
+
+The models of this project differ only in the penalty they put on the latent codes and, for the
+WAE-GAN, in the optimization step. A subclass says which codes its reconstruction decodes and
+what its penalty is (``encode_for_loss``); everything else lives here.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from wae_lightning.losses import ReconstructionCost
+from wae_lightning.nets import IMAGE_SIZE, Decoder, Encoder
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+
+CHECKPOINT_MODEL_KEY = "wae_lightning_model"
+"""Checkpoint entry naming the model class, checked before a checkpoint is resumed or loaded."""
+
+STAGES = ("train", "val", "test")
+
+
+def check_learning_rate(factory: OptimizerFactory | None, option: str) -> None:
+    """Reject a non-positive learning rate when the config is read, not at the first step."""
+    lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
+    if lr is not None and not lr > 0:
+        raise ValueError(f"learning rate must be > 0, got {lr!r}: set {option}.lr")
+
+
+class AutoEncoderModule(L.LightningModule):
+    """Base LightningModule of every auto-encoder in this project.
+
+    Args:
+        channels: image channels (1 for MNIST and Fashion-MNIST).
+        dim_h: width of the networks (the encoder's first convolution has ``dim_h`` channels).
+        n_z: latent dimension.
+        prior_sigma: standard deviation of the prior N(0, sigma^2 I) that ``sample`` draws from.
+        reconstruction: keyword arguments of :class:`ReconstructionCost` (cost, reduction, weight).
+        optimizer: builds the encoder/decoder optimizer from parameters (Hydra ``_partial_``);
+            Adam with lr 2e-4 when not given.
+        scheduler: builds a learning-rate scheduler from that optimizer, stepped every epoch.
+    """
+
+    loss_terms_logged: tuple[str, ...] = ("loss", "recon", "recon_mse")
+    """Names of the terms this model logs under ``train/``, ``val/`` and ``test/``."""
+
+    encoder_outputs_per_latent = 1
+    """How many numbers the encoder emits per latent dimension (2 for a mean and a variance)."""
+
+    def __init__(
+        self,
+        channels: int = 1,
+        dim_h: int = 40,
+        n_z: int = 20,
+        prior_sigma: float = 1.0,
+        reconstruction: Mapping[str, Any] | None = None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(n_z, int) or isinstance(n_z, bool) or n_z < 1:
+            raise ValueError(f"n_z (the latent dimension) must be an integer >= 1, got {n_z!r}: set model.n_z")
+        if not prior_sigma > 0:
+            raise ValueError(f"prior_sigma must be > 0, got {prior_sigma!r}: set model.prior_sigma")
+        check_learning_rate(optimizer, "model.optimizer")
+        # Optimizer and scheduler factories are code, not hyper-parameters: the Hydra config keeps
+        # them, and leaving them out keeps checkpoints loadable with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            ignore=["optimizer", "scheduler", "discriminator_optimizer"], logger=False
+        )
+        self.encoder = Encoder(channels, dim_h, n_z * self.encoder_outputs_per_latent)
+        self.decoder = Decoder(channels, dim_h, n_z)
+        self.reconstruction_cost = ReconstructionCost(
+            pixels=channels * IMAGE_SIZE * IMAGE_SIZE, **(reconstruction or {})
+        )
+        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=2e-4)
+        self.scheduler_factory = scheduler
+
+    # ---- what every auto-encoder can do -------------------------------------------------------
+    def encode(self, images: Tensor) -> Tensor:
+        """Deterministic codes (N, n_z) of images (N, C, 28, 28) in [0, 1]."""
+        return self.encoder(images)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Images in [0, 1] decoded from codes (N, n_z)."""
+        return torch.sigmoid(self.decoder(codes))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.decode(self.encode(images))
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        """Reconstructions of images, without gradients."""
+        return self(images)
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes from the prior N(0, sigma^2 I), on the model's device.
+
+        With a generator (a CPU one, for reproducible figures) the noise is drawn on the CPU and
+        moved; otherwise it is drawn directly on the model's device.
+        """
+        shape = (n, self.hparams.n_z)
+        if generator is None:
+            noise = torch.randn(shape, device=self.device)
+        else:
+            noise = torch.randn(shape, generator=generator).to(self.device)
+        return noise * self.hparams.prior_sigma
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n images decoded from prior samples."""
+        return self.decode(self.sample_prior(n, generator))
+
+    @torch.no_grad()
+    def interpolate(self, start: Tensor, end: Tensor, steps: int = 10) -> Tensor:
+        """Decode the straight line between the codes of two image batches.
+
+        Returns (N, steps, C, H, W): row i walks from ``start[i]`` (first column) to ``end[i]``.
+        """
+        if steps < 2:
+            raise ValueError(f"interpolate needs steps >= 2, got {steps}")
+        code_start, code_end = self.encode(start), self.encode(end)
+        weights = torch.linspace(0, 1, steps, device=code_start.device).view(1, steps, 1)
+        codes = torch.lerp(code_start.unsqueeze(1), code_end.unsqueeze(1), weights)
+        images = self.decode(codes.flatten(0, 1))
+        return images.view(len(start), steps, *images.shape[1:])
+
+    # ---- losses ------------------------------------------------------------------------------
+    def encode_for_loss(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The codes the reconstruction cost decodes, and the latent penalty's terms.
+
+        The entry ``"penalty"``, if present, is added to the loss; the other entries are logged.
+        The plain auto-encoder has no penalty.
+        """
+        return self.encode(images), {}
+
+    def add_reconstruction_terms(
+        self, images: Tensor, codes: Tensor, terms: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Decode ``codes``, score them against ``images`` and complete the loss.
+
+        ``recon_mse`` (per-pixel squared error of the reconstruction, the tutorial's measure) is
+        logged by every model, whatever its training cost, so models can be compared.
+        """
+        logits = self.decoder(codes)
+        terms["recon"] = self.reconstruction_cost(logits, images)
+        terms["recon_mse"] = F.mse_loss(torch.sigmoid(logits.detach().float()), images)
+        terms["loss"] = terms["recon"] + terms["penalty"] if "penalty" in terms else terms["recon"]
+        return terms
+
+    def loss_terms(self, images: Tensor) -> dict[str, Tensor]:
+        codes, terms = self.encode_for_loss(images)
+        return self.add_reconstruction_terms(images, codes, terms)
+
+    # ---- Lightning hooks ---------------------------------------------------------------------
+    def log_terms(self, stage: str, terms: Mapping[str, Tensor], batch_size: int) -> None:
+        """Log every term as its average over the epoch (weighted by batch size)."""
+        for name, value in terms.items():
+            self.log(
+                f"{stage}/{name}",
+                value.detach(),
+                on_step=False,
+                on_epoch=True,
+                batch_size=batch_size,
+                sync_dist=True,
+                prog_bar=name == "loss",
+            )
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images = batch[0]
+        terms = self.loss_terms(images)
+        self.log_terms("train", terms, len(images))
+        return terms["loss"]
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.log_terms("val", self.loss_terms(batch[0]), len(batch[0]))
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.log_terms("test", self.loss_terms(batch[0]), len(batch[0]))
+
+    def optimizer_config(
+        self,
+        parameters: Iterable[nn.Parameter],
+        optimizer_factory: OptimizerFactory,
+        name: str,
+    ) -> dict[str, Any]:
+        """One optimizer, with this model's epoch-wise scheduler when one is configured."""
+        optimizer = optimizer_factory(parameters)
+        config: dict[str, Any] = {"optimizer": optimizer}
+        if self.scheduler_factory is not None:
+            config["lr_scheduler"] = {
+                "scheduler": self.scheduler_factory(optimizer),
+                "interval": "epoch",
+                "name": f"lr/{name}",
+            }
+        return config
+
+    def configure_optimizers(self) -> Any:
+        parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
+        return self.optimizer_config(parameters, self.optimizer_factory, "autoencoder")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_MODEL_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"

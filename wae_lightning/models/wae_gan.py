@@ -1,0 +1,124 @@
+"""The Wasserstein auto-encoder with an adversarial latent penalty (Tolstikhin et al., 2018)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from wae_lightning.models.base import (
+    AutoEncoderModule,
+    OptimizerFactory,
+    SchedulerFactory,
+    check_learning_rate,
+)
+from wae_lightning.nets import LatentDiscriminator
+
+
+class WAEGAN(AutoEncoderModule):
+    """WAE-GAN: a deterministic auto-encoder whose codes a latent discriminator pulls to the prior.
+
+    Each training batch makes two optimizer steps (manual optimization):
+
+    1. discriminator, auto-encoder frozen: descend
+       ``lambda * [BCE(D(z_prior), 1) + BCE(D(z_encoded), 0)]``, i.e. ascend
+       ``lambda * [log D(z_prior) + log(1 - D(z_encoded))]``;
+    2. encoder and decoder, discriminator frozen: descend
+       ``reconstruction + lambda * BCE(D(z_encoded), 1)`` = ``reconstruction - lambda * log D(z_encoded)``.
+
+    All on logits with ``binary_cross_entropy_with_logits``. The codes are encoded once per batch:
+    step 1 leaves the encoder unchanged, so step 2 sees the same codes the tutorial re-encoded.
+
+    Args:
+        penalty_weight: lambda, the weight of the adversarial penalty (tutorial 0.01).
+        discriminator_width: hidden width of the discriminator; ``None`` means 4 * dim_h.
+        discriminator_depth: number of hidden layers of the discriminator.
+        discriminator_optimizer: builds the discriminator's optimizer (its own learning rate);
+            Adam with lr 2e-4 when not given.
+        Others as in :class:`AutoEncoderModule`.
+    """
+
+    loss_terms_logged = (*AutoEncoderModule.loss_terms_logged, "penalty", "disc_loss", "disc_acc")
+
+    def __init__(
+        self,
+        channels: int = 1,
+        dim_h: int = 40,
+        n_z: int = 20,
+        prior_sigma: float = 1.0,
+        penalty_weight: float = 0.01,
+        discriminator_width: int | None = None,
+        discriminator_depth: int = 4,
+        reconstruction: Mapping[str, Any] | None = None,
+        optimizer: OptimizerFactory | None = None,
+        discriminator_optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        if not penalty_weight >= 0:
+            raise ValueError(
+                f"penalty_weight (the WAE's lambda) must be >= 0, got {penalty_weight!r}: "
+                "set model.penalty_weight"
+            )
+        check_learning_rate(discriminator_optimizer, "model.discriminator_optimizer")
+        super().__init__(channels, dim_h, n_z, prior_sigma, reconstruction, optimizer, scheduler)
+        self.automatic_optimization = False
+        self.discriminator = LatentDiscriminator(
+            n_z, discriminator_width or 4 * dim_h, discriminator_depth
+        )
+        self.discriminator_optimizer_factory = discriminator_optimizer or self.optimizer_factory
+
+    def discriminator_terms(self, codes: Tensor) -> dict[str, Tensor]:
+        """The discriminator's loss on a prior sample against ``codes``, and its accuracy."""
+        prior_logits = self.discriminator(self.sample_prior(len(codes)))
+        code_logits = self.discriminator(codes)
+        loss = F.binary_cross_entropy_with_logits(
+            prior_logits, torch.ones_like(prior_logits)
+        ) + F.binary_cross_entropy_with_logits(code_logits, torch.zeros_like(code_logits))
+        accuracy = ((prior_logits > 0).float().mean() + (code_logits < 0).float().mean()) / 2
+        return {"disc_loss": self.hparams.penalty_weight * loss, "disc_acc": accuracy}
+
+    def adversarial_penalty(self, codes: Tensor) -> dict[str, Tensor]:
+        """lambda * -log D(codes): the non-saturating push of the codes towards the prior."""
+        logits = self.discriminator(codes)
+        bce = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        return {"penalty": self.hparams.penalty_weight * bce}
+
+    def encode_for_loss(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Validation and test: the penalty, and how well the discriminator tells codes apart."""
+        codes = self.encode(images)
+        return codes, {**self.discriminator_terms(codes), **self.adversarial_penalty(codes)}
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images = batch[0]
+        autoencoder_optimizer, discriminator_optimizer = self.optimizers()
+        codes = self.encode(images)
+
+        with self.toggled_optimizer(discriminator_optimizer):
+            disc_terms = self.discriminator_terms(codes.detach())
+            self.manual_backward(disc_terms["disc_loss"])
+            discriminator_optimizer.step()
+            discriminator_optimizer.zero_grad(set_to_none=True)
+
+        with self.toggled_optimizer(autoencoder_optimizer):
+            terms = self.add_reconstruction_terms(images, codes, self.adversarial_penalty(codes))
+            self.manual_backward(terms["loss"])
+            autoencoder_optimizer.step()
+            autoencoder_optimizer.zero_grad(set_to_none=True)
+
+        self.log_terms("train", {**terms, **disc_terms}, len(images))
+
+    def on_train_epoch_end(self) -> None:
+        """Manual optimization steps no scheduler by itself: step each one once per epoch."""
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    def configure_optimizers(self) -> Any:
+        autoencoder = super().configure_optimizers()
+        discriminator = self.optimizer_config(
+            self.discriminator.parameters(), self.discriminator_optimizer_factory, "discriminator"
+        )
+        return [autoencoder, discriminator]
