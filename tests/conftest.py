@@ -1,0 +1,89 @@
+"""Shared fixtures: the real datasets from ../shared/data and the real Hydra configs, made tiny."""
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from wae_lightning.data import AutoEncoderDataModule
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+DATA_DIR = Path(os.environ.get("WAE_TEST_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+
+TINY_OVERRIDES = [
+    "model.dim_h=4",
+    "model.n_z=4",
+    "data.batch_size=16",
+    "data.eval_batch_size=250",
+    "trainer=cpu",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "callbacks.image_logger.every_n_epochs=1",
+    "callbacks.image_logger.num_images=4",
+    "callbacks.image_logger.num_samples=4",
+    "~callbacks.progress_bar",
+    "+trainer.enable_progress_bar=false",
+]
+"""Overrides that make any run of the real configs take seconds on a 2-core CPU."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not (DATA_DIR / "MNIST" / "raw").is_dir() or not (DATA_DIR / "FashionMNIST" / "raw").is_dir():
+        raise pytest.UsageError(
+            f"The tests read MNIST and Fashion-MNIST from {DATA_DIR} (torchvision's layout, "
+            "MNIST/raw and FashionMNIST/raw), which does not hold them. "
+            "Set WAE_TEST_DATA_DIR to such a directory."
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is visible")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def mnist() -> AutoEncoderDataModule:
+    """MNIST, loaded once for the session (read-only use)."""
+    datamodule = AutoEncoderDataModule("mnist", DATA_DIR, batch_size=32, download=False)
+    datamodule.setup()
+    return datamodule
+
+
+def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """The real train.yaml with overrides, as @hydra.main would build it, writing to output_dir."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+    return cfg
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Build a tiny training config: tiny_config("model=vae", ..., output_dir=...)."""
+
+    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+        return compose_config(
+            [f"paths.data_dir={DATA_DIR}", *TINY_OVERRIDES, *overrides], output_dir or tmp_path
+        )
+
+    return make

@@ -1,0 +1,140 @@
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from wae_lightning.data import AutoEncoderDataModule, DatasetNotFoundError, read_idx
+
+
+def fingerprints(images: torch.Tensor) -> torch.Tensor:
+    """One number per image, for comparing sets of images regardless of order."""
+    weights = torch.arange(1, 28 * 28 + 1, dtype=torch.float64)
+    return (images.flatten(1).double() @ weights).sort().values
+
+
+@pytest.mark.parametrize(("dataset", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_splits_shapes_ranges_and_labels(dataset, folder, data_dir):
+    datamodule = AutoEncoderDataModule(dataset, data_dir, batch_size=64, eval_batch_size=500, download=False)
+    datamodule.setup()
+    sizes = {split: len(data) for split, data in datamodule.splits.items()}
+    assert sizes == {"train": 55_000, "val": 5_000, "test": 10_000}
+
+    images, labels = next(iter(datamodule.train_dataloader()))
+    assert images.shape == (64, 1, 28, 28) and images.dtype == torch.uint8
+    images, labels = datamodule.on_after_batch_transfer([images, labels], 0)
+    assert images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
+    assert images.max() == 1.0, "pixels are scaled by 255"
+    assert labels.dtype == torch.int64 and labels.shape == (64,)
+    assert next(iter(datamodule.test_dataloader()))[0].shape == (500, 1, 28, 28)
+
+    raw = data_dir / folder / "raw"
+    train_labels = torch.from_numpy(read_idx(raw / "train-labels-idx1-ubyte.gz").astype(np.int64))
+    split_labels = torch.cat([datamodule.splits["train"].tensors[1], datamodule.splits["val"].tensors[1]])
+    assert torch.equal(split_labels.bincount(minlength=10), train_labels.bincount(minlength=10))
+    assert torch.equal(datamodule.splits["test"].tensors[1], torch.from_numpy(
+        read_idx(raw / "t10k-labels-idx1-ubyte.gz").astype(np.int64)))
+
+
+def test_mnist_is_read_in_its_original_order(mnist, data_dir):
+    labels = read_idx(data_dir / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz")
+    assert labels[:5].tolist() == [5, 0, 4, 1, 9]
+    images = mnist.load_split("train").tensors[0]
+    assert images.float().mean().item() / 255 == pytest.approx(0.1306605, abs=1e-6)
+
+
+def test_train_and_val_partition_the_training_images(mnist):
+    full = mnist.load_split("train").tensors[0]
+    parts = torch.cat([mnist.splits["train"].tensors[0], mnist.splits["val"].tensors[0]])
+    assert torch.equal(fingerprints(parts), fingerprints(full))
+
+
+def test_split_is_seeded(mnist, data_dir):
+    same = AutoEncoderDataModule("mnist", data_dir, download=False)
+    other = AutoEncoderDataModule("mnist", data_dir, split_seed=1, download=False)
+    same.setup(), other.setup()
+    assert torch.equal(same.splits["val"].tensors[0], mnist.splits["val"].tensors[0])
+    assert not torch.equal(other.splits["val"].tensors[0], mnist.splits["val"].tensors[0])
+
+
+def test_training_order_is_reshuffled_every_epoch(mnist):
+    loader = mnist.train_dataloader()
+    first, second = next(iter(loader))[1], next(iter(loader))[1]
+    assert not torch.equal(first, second)
+
+
+def test_uncompressed_torchvision_layout_is_read_too(tmp_path, data_dir):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for source in (data_dir / "MNIST" / "raw").glob("*.gz"):
+        with gzip.open(source, "rb") as packed, open(raw / source.stem, "wb") as plain:
+            shutil.copyfileobj(packed, plain)
+    plain = AutoEncoderDataModule("mnist", tmp_path, download=False)
+    packed = AutoEncoderDataModule("mnist", data_dir, download=False)
+    assert torch.equal(plain.load_split("test").tensors[0], packed.load_split("test").tensors[0])
+    # torchvision's own reader agrees on the uncompressed files
+    reference = torchvision.datasets.MNIST(tmp_path, train=False, download=False)
+    assert torch.equal(plain.load_split("test").tensors[0].squeeze(1), reference.data)
+
+
+def test_a_last_training_batch_of_one_image_is_left_out(mnist, data_dir):
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=3, download=False)
+    datamodule.setup()
+    assert 55_000 % 3 == 1
+    loader = datamodule.train_dataloader()
+    assert loader.drop_last and len(loader) == 55_000 // 3
+    assert not AutoEncoderDataModule("mnist", data_dir, batch_size=4, download=False).train_dataloader().drop_last
+
+
+def test_offline_and_missing_says_where_and_what(tmp_path, monkeypatch):
+    # torchvision really tries to download; its mirror is a closed local port, as when offline
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    datamodule = AutoEncoderDataModule("mnist", tmp_path / "empty", download=True)
+    with pytest.raises(DatasetNotFoundError) as error:
+        datamodule.prepare_data()
+    message = str(error.value)
+    assert str(tmp_path / "empty" / "MNIST" / "raw") in message
+    assert "train-images-idx3-ubyte[.gz]" in message and "t10k-labels-idx1-ubyte[.gz]" in message
+    assert "downloading through torchvision failed" in message
+    assert "data.data_dir" in message
+
+
+def test_missing_without_download_says_so(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"downloading is off \(data.download=false\)"):
+        AutoEncoderDataModule("fashion_mnist", tmp_path, download=False).setup()
+
+
+def test_a_truncated_file_is_reported(tmp_path, data_dir):
+    source = data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    broken = tmp_path / "t10k-labels-idx1-ubyte"
+    broken.write_bytes(gzip.decompress(source.read_bytes())[:100])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(broken)
+    broken.write_bytes(b"not an idx file")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(broken)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"dataset": "cifar10"}, ValueError, "unknown dataset 'cifar10'"),
+        ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 2"),
+        ({"batch_size": 1}, ValueError, "BatchNorm"),
+        ({"eval_batch_size": 0}, ValueError, "eval_batch_size must be an integer >= 1"),
+        ({"val_size": 60_000}, ValueError, "val_size"),
+        ({"num_workers": -1}, ValueError, "num_workers"),
+    ],
+)
+def test_bad_data_settings_are_rejected(kwargs, error, message, data_dir):
+    with pytest.raises(error, match=message):
+        AutoEncoderDataModule(**{"data_dir": data_dir, **kwargs})
+
+
+def test_a_file_as_data_dir_is_rejected(tmp_path):
+    a_file = tmp_path / "mnist.npz"
+    a_file.write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="is not a directory: set data.data_dir"):
+        AutoEncoderDataModule("mnist", a_file)

@@ -1,0 +1,220 @@
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+
+from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.models import AE, VAE, WAEGAN
+
+MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN}
+
+
+def tiny(model_name: str, **kwargs) -> AE:
+    return MODELS[model_name](dim_h=8, n_z=8, **kwargs)
+
+
+def cpu_trainer(**kwargs) -> L.Trainer:
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    return L.Trainer(**{**defaults, **kwargs})
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_losses_fall_when_overfitting_one_batch(model_name, data_dir):
+    L.seed_everything(0)
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    datamodule.setup()
+    images = datamodule.example_images(32, split="train")
+    model = tiny(model_name, optimizer=partial(torch.optim.Adam, lr=2e-3))
+
+    def terms() -> dict[str, float]:
+        torch.manual_seed(1)  # the same VAE noise and prior sample before and after
+        with torch.no_grad():
+            return {name: float(value) for name, value in model.loss_terms(images).items()}
+
+    before = terms()
+    cpu_trainer(max_epochs=60, overfit_batches=1).fit(model, datamodule=datamodule)
+    after = terms()
+    assert after["recon"] < 0.6 * before["recon"], (before, after)
+    assert after["recon_mse"] < 0.6 * before["recon_mse"], (before, after)
+    assert after["loss"] < 0.6 * before["loss"], (before, after)
+
+
+def parameters_of(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+
+
+class OptimizerStepRecorder(L.Callback):
+    """Records, for every optimizer step, which networks it changed and which had gradients."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, set[str], set[str]]] = []
+
+    def on_train_start(self, trainer: L.Trainer, model: WAEGAN) -> None:
+        networks = {"encoder": model.encoder, "decoder": model.decoder, "discriminator": model.discriminator}
+        for name, optimizer in zip(["autoencoder", "discriminator"], trainer.optimizers):
+            before: dict[str, torch.Tensor] = {}
+            with_grad: set[str] = set()
+
+            def pre_hook(opt, args, kwargs, before=before, with_grad=with_grad):
+                before.update({net: parameters_of(module) for net, module in networks.items()})
+                with_grad.clear()
+                with_grad.update(
+                    net for net, module in networks.items() if any(p.grad is not None for p in module.parameters())
+                )
+
+            def post_hook(opt, args, kwargs, name=name, before=before, with_grad=with_grad):
+                changed = {
+                    net for net, module in networks.items() if not torch.equal(before[net], parameters_of(module))
+                }
+                self.steps.append((name, changed, set(with_grad)))
+
+            optimizer.register_step_pre_hook(pre_hook)
+            optimizer.register_step_post_hook(post_hook)
+
+
+def test_wae_gan_steps_change_only_their_own_networks(data_dir):
+    L.seed_everything(0)
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
+    recorder = OptimizerStepRecorder()
+    model = tiny("wae_gan")
+    cpu_trainer(max_epochs=1, limit_train_batches=3, callbacks=[recorder]).fit(model, datamodule=datamodule)
+
+    assert [name for name, _, _ in recorder.steps] == ["discriminator", "autoencoder"] * 3
+    for name, changed, with_grad in recorder.steps:
+        expected = {"discriminator"} if name == "discriminator" else {"encoder", "decoder"}
+        assert changed == expected, f"{name} step changed {changed}"
+        assert with_grad == expected, f"{name} step saw gradients in {with_grad}"
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_schedulers_step_every_epoch(model_name, data_dir):
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
+    model = tiny(
+        model_name,
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+    )
+    trainer = cpu_trainer(max_epochs=3, limit_train_batches=1)
+    trainer.fit(model, datamodule=datamodule)
+    expected_optimizers = 2 if model_name == "wae_gan" else 1
+    assert len(trainer.optimizers) == expected_optimizers
+    for optimizer in trainer.optimizers:
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+
+
+def test_wae_gan_learning_rates_are_separate(data_dir):
+    model = tiny(
+        "wae_gan",
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        discriminator_optimizer=partial(torch.optim.Adam, lr=5e-4),
+    )
+    autoencoder, discriminator = model.configure_optimizers()
+    assert autoencoder["optimizer"].param_groups[0]["lr"] == 1e-3
+    assert discriminator["optimizer"].param_groups[0]["lr"] == 5e-4
+    autoencoder_params = {id(p) for p in autoencoder["optimizer"].param_groups[0]["params"]}
+    discriminator_params = {id(p) for p in discriminator["optimizer"].param_groups[0]["params"]}
+    assert autoencoder_params == {id(p) for p in [*model.encoder.parameters(), *model.decoder.parameters()]}
+    assert discriminator_params == {id(p) for p in model.discriminator.parameters()}
+
+
+def test_vae_penalty_is_beta_times_closed_form_kl():
+    torch.manual_seed(0)
+    model = tiny("vae", beta=2.0, reconstruction={"cost": "bce", "reduction": "sum"})
+    images = torch.rand(5, 1, 28, 28)
+    mean, log_variance = model.encode_distribution(images)
+    closed_form = 0.5 * (mean**2 + log_variance.exp() - 1 - log_variance).sum(1).mean()
+    _, terms = model.encode_for_loss(images)
+    torch.testing.assert_close(terms["kl"], closed_form)
+    torch.testing.assert_close(terms["penalty"], 2.0 * closed_form)
+    per_pixel = tiny("vae", reconstruction={"cost": "bce", "reduction": "mean"})
+    per_pixel.load_state_dict(model.state_dict())
+    _, terms = per_pixel.encode_for_loss(images)
+    torch.testing.assert_close(terms["penalty"], closed_form / 784)
+
+
+def test_vae_noise_is_created_on_the_models_device():
+    # On the meta device, noise drawn on the CPU would fail to combine with the model's tensors.
+    model = tiny("vae").to("meta")
+    codes, terms = model.encode_for_loss(torch.zeros(2, 1, 28, 28, device="meta"))
+    assert codes.device.type == "meta" and terms["kl"].device.type == "meta"
+    assert model.sample_prior(3).device.type == "meta"
+
+
+def test_vae_samples_its_codes_in_the_loss_but_encodes_the_mean():
+    model = tiny("vae").eval()
+    images = torch.rand(3, 1, 28, 28)
+    torch.testing.assert_close(model.encode(images), model.encode(images))
+    codes_a, _ = model.encode_for_loss(images)
+    codes_b, _ = model.encode_for_loss(images)
+    assert not torch.equal(codes_a, codes_b)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_every_model_handles_a_single_image(model_name, data_dir):
+    model = tiny(model_name).eval()
+    image = torch.rand(1, 1, 28, 28)
+    assert model.encode(image).shape == (1, 8)
+    assert model.reconstruct(image).shape == (1, 1, 28, 28)
+    assert model.sample(1).shape == (1, 1, 28, 28)
+    assert model.interpolate(image, torch.rand(1, 1, 28, 28), steps=3).shape == (1, 3, 1, 28, 28)
+    assert torch.isfinite(model.loss_terms(image)["loss"])
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, eval_batch_size=1, download=False)
+    results = cpu_trainer(limit_test_batches=3).test(model, datamodule=datamodule, verbose=False)
+    assert set(results[0]) == {f"test/{term}" for term in model.loss_terms_logged}
+
+
+def test_outputs_are_images_and_interpolation_ends_at_the_inputs():
+    model = tiny("ae").eval()
+    start, end = torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28)
+    path = model.interpolate(start, end, steps=5)
+    torch.testing.assert_close(path[:, 0], model.reconstruct(start))
+    torch.testing.assert_close(path[:, -1], model.reconstruct(end))
+    assert path.min() >= 0 and path.max() <= 1
+    generator_samples = [model.sample(4, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    torch.testing.assert_close(*generator_samples)
+
+
+def test_prior_samples_have_the_configured_spread():
+    model = tiny("wae_gan", prior_sigma=2.0)
+    assert model.sample_prior(20_000).std().item() == pytest.approx(2.0, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "kwargs", "message"),
+    [
+        ("ae", {"n_z": 0}, "n_z"),
+        ("ae", {"prior_sigma": 0.0}, "prior_sigma must be > 0"),
+        ("vae", {"beta": -1.0}, "beta"),
+        ("wae_gan", {"penalty_weight": -0.5}, "penalty_weight"),
+        ("wae_gan", {"prior_sigma": -1.0}, "prior_sigma must be > 0"),
+        ("ae", {"optimizer": partial(torch.optim.Adam, lr=0.0)}, "learning rate must be > 0"),
+        ("wae_gan", {"discriminator_optimizer": partial(torch.optim.Adam, lr=-1.0)}, "discriminator_optimizer"),
+    ],
+)
+def test_nonsensical_model_values_are_rejected(model_name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MODELS[model_name](**{"dim_h": 4, "n_z": 4, **kwargs})
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model_name", MODELS)
+def test_trains_on_the_gpu_in_bf16(model_name, data_dir):
+    model = tiny(model_name)
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=64, download=False)
+    trainer = L.Trainer(
+        accelerator="gpu", devices=1, precision="bf16-mixed", max_epochs=1, limit_train_batches=5,
+        limit_val_batches=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    assert torch.isfinite(trainer.callback_metrics["val/loss"])
+    codes, _ = model.cuda().encode_for_loss(torch.rand(4, 1, 28, 28, device="cuda"))
+    assert codes.device.type == "cuda"

@@ -1,0 +1,64 @@
+import pytest
+import torch
+from torch import nn
+
+from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
+
+
+def test_default_encoder_is_the_tutorial_architecture():
+    encoder = Encoder()
+    convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 40), (40, 80), (80, 160), (160, 320)]
+    assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) and c.padding == (1, 1) for c in convs)
+    assert all(c.bias is None for c in convs)
+    norms = [m.num_features for m in encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms == [80, 160, 320], "BatchNorm after every convolution but the first"
+    assert (encoder.head.in_features, encoder.head.out_features) == (320, 20)
+
+
+def test_default_decoder_is_the_tutorial_architecture():
+    decoder = Decoder()
+    assert (decoder.project[0].in_features, decoder.project[0].out_features) == (20, 320 * 7 * 7)
+    deconvs = [m for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(d.in_channels, d.out_channels, d.stride) for d in deconvs] == [
+        (320, 160, (1, 1)),
+        (160, 80, (1, 1)),
+        (80, 1, (2, 2)),
+    ]
+    assert not any(isinstance(m, nn.Sigmoid) for m in decoder.modules()), "the decoder returns logits"
+
+
+def test_default_discriminator_is_the_tutorial_architecture():
+    linears = [m for m in LatentDiscriminator().modules() if isinstance(m, nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [
+        (20, 160),
+        (160, 160),
+        (160, 160),
+        (160, 160),
+        (160, 1),
+    ]
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_shapes_for_any_batch_size(batch):
+    encoder, decoder = Encoder(1, 8, 6), Decoder(1, 8, 6)
+    discriminator = LatentDiscriminator(6, 16)
+    encoder.eval(), decoder.eval()  # BatchNorm cannot train on one image; evaluation can
+    codes = encoder(torch.rand(batch, 1, 28, 28))
+    assert codes.shape == (batch, 6)
+    assert decoder(codes).shape == (batch, 1, 28, 28)
+    assert discriminator(codes).shape == (batch,)
+
+
+def test_widths_are_configurable():
+    encoder = Encoder(channels=3, dim_h=16, out_features=10)
+    decoder = Decoder(channels=3, dim_h=16, n_z=5)
+    assert encoder(torch.rand(2, 3, 28, 28)).shape == (2, 10)
+    assert decoder(torch.randn(2, 5)).shape == (2, 3, 28, 28)
+    assert LatentDiscriminator(5, width=32, depth=2)(torch.randn(2, 5)).shape == (2,)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5])
+def test_non_positive_widths_are_rejected(bad):
+    with pytest.raises(ValueError, match="dim_h must be a positive integer"):
+        Encoder(dim_h=bad)

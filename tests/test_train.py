@@ -1,0 +1,173 @@
+"""The training entry point: in-process runs of the real configs, and the command line itself."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import InstantiationException
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import DATA_DIR, REPO, TINY_OVERRIDES
+from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
+from wae_lightning.models import VAE
+from wae_lightning.train import train
+
+
+def read_csv_rows(output_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(output_dir / "csv" / "metrics.csv") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.parametrize("model_name", ["ae", "vae", "wae_gan"])
+def test_a_run_writes_checkpoints_images_metrics_and_tensorboard(model_name, tiny_config, tmp_path):
+    metrics = train(tiny_config(f"model={model_name}", "trainer.max_epochs=2"))
+
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    assert summary["epochs"] == 2 and summary["metrics"] == metrics
+    for stage in ("train", "val", "test"):
+        assert metrics[f"{stage}/recon_mse"] > 0
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert Path(summary["best_checkpoint"]).is_file()
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [
+        "reconstructions_epoch000.png", "reconstructions_epoch001.png", "samples_epoch000.png", "samples_epoch001.png"
+    ]
+
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    scalars = set(events.Tags()["scalars"])
+    model = load_model(summary["best_checkpoint"])
+    for stage in ("train", "val", "test"):
+        assert {f"{stage}/{term}" for term in model.loss_terms_logged} <= scalars
+    assert {"images/reconstructions", "images/samples"} <= set(events.Tags()["images"])
+    assert len(events.Images("images/samples")) == 2
+    assert "hp/test/recon_mse" in scalars and events.PluginTagToContent("hparams")
+
+
+def test_metrics_are_averaged_over_the_whole_epoch(tiny_config, tmp_path):
+    """The logged epoch value is the mean over all batches, not the last batch's value."""
+    train(tiny_config("logger=csv", "trainer.limit_val_batches=3", "data.eval_batch_size=100"))
+    model = load_model(tmp_path / "checkpoints" / "last.ckpt").eval()
+    from wae_lightning.data import AutoEncoderDataModule
+
+    datamodule = AutoEncoderDataModule("mnist", DATA_DIR, batch_size=16, eval_batch_size=100, download=False)
+    datamodule.setup()
+    images = datamodule.example_images(300, split="val")
+    with torch.no_grad():
+        per_batch = [model.loss_terms(chunk)["recon_mse"] for chunk in images.split(100)]
+    logged = [row for row in read_csv_rows(tmp_path) if row.get("val/recon_mse")][-1]
+    assert float(logged["val/recon_mse"]) == pytest.approx(torch.stack(per_batch).mean().item(), rel=1e-5)
+
+
+def test_resuming_continues_at_the_saved_epoch_and_step(tiny_config, tmp_path):
+    first = tmp_path / "first"
+    train(tiny_config("model=wae_gan", "logger=csv", "trainer.max_epochs=1", output_dir=first))
+    checkpoint = read_checkpoint(first / "checkpoints" / "last.ckpt")
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 6)  # 3 batches x 2 optimizers
+
+    resumed = tmp_path / "resumed"
+    train(tiny_config(
+        "model=wae_gan", "logger=csv", "trainer.max_epochs=2",
+        f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", output_dir=resumed,
+    ))
+    summary = json.loads((resumed / "metrics.json").read_text())
+    assert (summary["epochs"], summary["global_step"]) == (2, 12)
+    trained_epochs = {row["epoch"] for row in read_csv_rows(resumed) if row.get("train/loss")}
+    assert trained_epochs == {"1"}, "the resumed run trains only the epoch that was left"
+
+
+def test_a_checkpoint_of_another_model_is_refused_before_training(tiny_config, tmp_path):
+    train(tiny_config("model=ae", output_dir=tmp_path / "ae"))
+    cfg = tiny_config("model=vae", f"ckpt_path={tmp_path / 'ae' / 'checkpoints' / 'last.ckpt'}",
+                      output_dir=tmp_path / "vae")
+    with pytest.raises(CheckpointError, match="holds a AE model, but this run configures VAE"):
+        train(cfg)
+    assert not (tmp_path / "vae" / "checkpoints").exists()
+
+
+def test_corrupt_and_missing_checkpoints_are_reported(tiny_config, tmp_path):
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"\x80\x02 this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        train(tiny_config(f"ckpt_path={corrupt}"))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(tiny_config(f"ckpt_path={tmp_path / 'nowhere.ckpt'}"))
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not written by a wae_lightning model"):
+        load_model(foreign)
+
+
+def test_a_saved_model_loads_as_its_own_class(tiny_config, tmp_path):
+    train(tiny_config("model=vae", "model.beta=0.5"))
+    model = load_model(tmp_path / "checkpoints" / "last.ckpt")
+    assert type(model) is VAE and model.hparams.beta == 0.5 and model.hparams.n_z == 4
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.n_z=0", "n_z"),
+        ("data.batch_size=0", "batch_size must be an integer >= 2"),
+        ("model=wae_gan model.penalty_weight=-1", "penalty_weight"),
+        ("model.prior_sigma=0", "prior_sigma must be > 0"),
+        ("model.optimizer.lr=0", "learning rate must be > 0"),
+        ("model=wae_gan model.discriminator_optimizer.lr=-0.1", "learning rate must be > 0"),
+        ("model.reconstruction.cost=l1", "reconstruction cost must be one of"),
+    ],
+)
+def test_nonsensical_values_are_rejected_before_training(override, message, tiny_config, tmp_path):
+    with pytest.raises(InstantiationException, match=message):
+        train(tiny_config(*override.split()))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_file_as_data_dir_is_rejected(tiny_config, tmp_path):
+    a_file = tmp_path / "data.txt"
+    a_file.write_text("")
+    with pytest.raises(InstantiationException, match="is not a directory"):
+        train(tiny_config(f"paths.data_dir={a_file}"))
+
+
+def test_an_unknown_optimized_metric_is_rejected_before_training(tiny_config, tmp_path):
+    with pytest.raises(ValueError, match="optimized_metric='test/kl' is not logged by AE"):
+        train(tiny_config("optimized_metric=test/kl"))
+    with pytest.raises(ValueError, match="with test=false"):
+        train(tiny_config("test=false"))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def run_cli(*overrides: str, cwd: Path, multirun: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    flags = ["--multirun"] if multirun else []
+    return subprocess.run(
+        [sys.executable, "-m", "wae_lightning.train", *flags, f"paths.data_dir={DATA_DIR}", *TINY_OVERRIDES, *overrides],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_a_two_job_multirun_writes_each_job_to_its_own_folder(tmp_path):
+    result = run_cli("model=ae,wae_gan", f"hydra.sweep.dir={tmp_path}", "logger=csv", cwd=REPO, multirun=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert jobs == ["0_ae_mnist", "1_wae_gan_mnist"]
+    models = {json.loads((tmp_path / job / "metrics.json").read_text())["model"] for job in jobs}
+    assert models == {"AE", "WAEGAN"}
+    for job in jobs:
+        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_the_command_line_explains_bad_input(tmp_path):
+    result = run_cli("model=vea", f"hydra.run.dir={tmp_path}", cwd=REPO)
+    assert result.returncode != 0
+    assert "Could not find 'model/vea'" in result.stderr and "wae_gan" in result.stderr
+    result = run_cli("data.batch_size=-4", f"hydra.run.dir={tmp_path}", cwd=REPO)
+    assert result.returncode != 0
+    assert "batch_size must be an integer >= 2, got -4: set data.batch_size" in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
