@@ -111,6 +111,22 @@ def test_schedulers_step_every_epoch(model_name, data_dir):
         assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
 
 
+def test_wae_gan_losses_are_the_tutorials_written_on_logits():
+    """Against the tutorial's own formulas on probabilities D = sigmoid(logit)."""
+    model = tiny("wae_gan", penalty_weight=0.3, prior_sigma=1.5)
+    codes = torch.randn(64, 8) * 3 + 1
+    torch.manual_seed(7)
+    terms = {**model.discriminator_terms(codes), **model.adversarial_penalty(codes)}
+    torch.manual_seed(7)
+    prior = model.sample_prior(64)
+    d_prior, d_codes = torch.sigmoid(model.discriminator(prior)), torch.sigmoid(model.discriminator(codes))
+    ascended = 0.3 * (torch.log(d_prior).mean() + torch.log(1 - d_codes).mean())
+    torch.testing.assert_close(terms["disc_loss"], -ascended)
+    torch.testing.assert_close(terms["penalty"], -0.3 * torch.log(d_codes).mean())
+    accuracy = ((d_prior > 0.5).float().mean() + (d_codes < 0.5).float().mean()) / 2
+    torch.testing.assert_close(terms["disc_acc"], accuracy)
+
+
 def test_wae_gan_learning_rates_are_separate(data_dir):
     model = tiny(
         "wae_gan",
@@ -147,6 +163,15 @@ def test_vae_noise_is_created_on_the_models_device():
     codes, terms = model.encode_for_loss(torch.zeros(2, 1, 28, 28, device="meta"))
     assert codes.device.type == "meta" and terms["kl"].device.type == "meta"
     assert model.sample_prior(3).device.type == "meta"
+
+
+def test_vae_reparameterization_draws_from_the_posterior():
+    torch.manual_seed(0)
+    mean = torch.tensor([[-1.0, 0.0, 2.0]]).expand(50_000, 3)
+    log_variance = torch.tensor([[0.0, 2.0, -2.0]]).expand(50_000, 3)
+    codes = VAE.reparameterize(mean, log_variance)
+    torch.testing.assert_close(codes.mean(0), mean[0], atol=0.03, rtol=0)
+    torch.testing.assert_close(codes.std(0), torch.exp(0.5 * log_variance[0]), atol=0.03, rtol=0)
 
 
 def test_vae_samples_its_codes_in_the_loss_but_encodes_the_mean():
