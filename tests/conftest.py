@@ -36,7 +36,10 @@ TINY_OVERRIDES = [
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not (DATA_DIR / "MNIST" / "raw").is_dir() or not (DATA_DIR / "FashionMNIST" / "raw").is_dir():
+    if (
+        not (DATA_DIR / "MNIST" / "raw").is_dir()
+        or not (DATA_DIR / "FashionMNIST" / "raw").is_dir()
+    ):
         raise pytest.UsageError(
             f"The tests read MNIST and Fashion-MNIST from {DATA_DIR} (torchvision's layout, "
             "MNIST/raw and FashionMNIST/raw), which does not hold them. "

@@ -61,7 +61,12 @@ def test_logger_and_callback_configs_instantiate(name, tiny_config):
 def test_tutorial_preset_is_the_tutorial(tmp_path):
     cfg = compose_config(["experiment=tutorial", "model=wae_gan"], tmp_path)
     assert cfg.trainer.max_epochs == 50 and cfg.data.batch_size == 256
-    assert (cfg.model.dim_h, cfg.model.n_z, cfg.model.penalty_weight, cfg.model.prior_sigma) == (40, 20, 0.01, 1.0)
+    assert (cfg.model.dim_h, cfg.model.n_z, cfg.model.penalty_weight, cfg.model.prior_sigma) == (
+        40,
+        20,
+        0.01,
+        1.0,
+    )
     assert cfg.model.optimizer.lr == cfg.model.discriminator_optimizer.lr == 2e-4
     assert (cfg.model.scheduler.step_size, cfg.model.scheduler.gamma) == (30, 0.5)
     assert (cfg.model.reconstruction.cost, cfg.model.reconstruction.reduction) == ("bce", "mean")

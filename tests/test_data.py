@@ -15,9 +15,13 @@ def fingerprints(images: torch.Tensor) -> torch.Tensor:
     return (images.flatten(1).double() @ weights).sort().values
 
 
-@pytest.mark.parametrize(("dataset", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+@pytest.mark.parametrize(
+    ("dataset", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")]
+)
 def test_splits_shapes_ranges_and_labels(dataset, folder, data_dir):
-    datamodule = AutoEncoderDataModule(dataset, data_dir, batch_size=64, eval_batch_size=500, download=False)
+    datamodule = AutoEncoderDataModule(
+        dataset, data_dir, batch_size=64, eval_batch_size=500, download=False
+    )
     datamodule.setup()
     sizes = {split: len(data) for split, data in datamodule.splits.items()}
     assert sizes == {"train": 55_000, "val": 5_000, "test": 10_000}
@@ -32,10 +36,14 @@ def test_splits_shapes_ranges_and_labels(dataset, folder, data_dir):
 
     raw = data_dir / folder / "raw"
     train_labels = torch.from_numpy(read_idx(raw / "train-labels-idx1-ubyte.gz").astype(np.int64))
-    split_labels = torch.cat([datamodule.splits["train"].tensors[1], datamodule.splits["val"].tensors[1]])
+    split_labels = torch.cat(
+        [datamodule.splits["train"].tensors[1], datamodule.splits["val"].tensors[1]]
+    )
     assert torch.equal(split_labels.bincount(minlength=10), train_labels.bincount(minlength=10))
-    assert torch.equal(datamodule.splits["test"].tensors[1], torch.from_numpy(
-        read_idx(raw / "t10k-labels-idx1-ubyte.gz").astype(np.int64)))
+    assert torch.equal(
+        datamodule.splits["test"].tensors[1],
+        torch.from_numpy(read_idx(raw / "t10k-labels-idx1-ubyte.gz").astype(np.int64)),
+    )
 
 
 def test_mnist_is_read_in_its_original_order(mnist, data_dir):
@@ -85,7 +93,11 @@ def test_a_last_training_batch_of_one_image_is_left_out(mnist, data_dir):
     assert 55_000 % 3 == 1
     loader = datamodule.train_dataloader()
     assert loader.drop_last and len(loader) == 55_000 // 3
-    assert not AutoEncoderDataModule("mnist", data_dir, batch_size=4, download=False).train_dataloader().drop_last
+    assert (
+        not AutoEncoderDataModule("mnist", data_dir, batch_size=4, download=False)
+        .train_dataloader()
+        .drop_last
+    )
 
 
 def test_offline_and_missing_says_where_and_what(tmp_path, monkeypatch):

@@ -59,8 +59,14 @@ class OptimizerStepRecorder(L.Callback):
         self.steps: list[tuple[str, set[str], set[str]]] = []
 
     def on_train_start(self, trainer: L.Trainer, model: WAEGAN) -> None:
-        networks = {"encoder": model.encoder, "decoder": model.decoder, "discriminator": model.discriminator}
-        for name, optimizer in zip(["autoencoder", "discriminator"], trainer.optimizers):
+        networks = {
+            "encoder": model.encoder,
+            "decoder": model.decoder,
+            "discriminator": model.discriminator,
+        }
+        for name, optimizer in zip(
+            ["autoencoder", "discriminator"], trainer.optimizers, strict=True
+        ):
             before: dict[str, torch.Tensor] = {}
             with_grad: set[str] = set()
 
@@ -68,12 +74,16 @@ class OptimizerStepRecorder(L.Callback):
                 before.update({net: parameters_of(module) for net, module in networks.items()})
                 with_grad.clear()
                 with_grad.update(
-                    net for net, module in networks.items() if any(p.grad is not None for p in module.parameters())
+                    net
+                    for net, module in networks.items()
+                    if any(p.grad is not None for p in module.parameters())
                 )
 
             def post_hook(opt, args, kwargs, name=name, before=before, with_grad=with_grad):
                 changed = {
-                    net for net, module in networks.items() if not torch.equal(before[net], parameters_of(module))
+                    net
+                    for net, module in networks.items()
+                    if not torch.equal(before[net], parameters_of(module))
                 }
                 self.steps.append((name, changed, set(with_grad)))
 
@@ -86,7 +96,9 @@ def test_wae_gan_steps_change_only_their_own_networks(data_dir):
     datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
     recorder = OptimizerStepRecorder()
     model = tiny("wae_gan")
-    cpu_trainer(max_epochs=1, limit_train_batches=3, callbacks=[recorder]).fit(model, datamodule=datamodule)
+    cpu_trainer(max_epochs=1, limit_train_batches=3, callbacks=[recorder]).fit(
+        model, datamodule=datamodule
+    )
 
     assert [name for name, _, _ in recorder.steps] == ["discriminator", "autoencoder"] * 3
     for name, changed, with_grad in recorder.steps:
@@ -119,7 +131,10 @@ def test_wae_gan_losses_are_the_tutorials_written_on_logits():
     terms = {**model.discriminator_terms(codes), **model.adversarial_penalty(codes)}
     torch.manual_seed(7)
     prior = model.sample_prior(64)
-    d_prior, d_codes = torch.sigmoid(model.discriminator(prior)), torch.sigmoid(model.discriminator(codes))
+    d_prior, d_codes = (
+        torch.sigmoid(model.discriminator(prior)),
+        torch.sigmoid(model.discriminator(codes)),
+    )
     ascended = 0.3 * (torch.log(d_prior).mean() + torch.log(1 - d_codes).mean())
     torch.testing.assert_close(terms["disc_loss"], -ascended)
     torch.testing.assert_close(terms["penalty"], -0.3 * torch.log(d_codes).mean())
@@ -138,7 +153,9 @@ def test_wae_gan_learning_rates_are_separate(data_dir):
     assert discriminator["optimizer"].param_groups[0]["lr"] == 5e-4
     autoencoder_params = {id(p) for p in autoencoder["optimizer"].param_groups[0]["params"]}
     discriminator_params = {id(p) for p in discriminator["optimizer"].param_groups[0]["params"]}
-    assert autoencoder_params == {id(p) for p in [*model.encoder.parameters(), *model.decoder.parameters()]}
+    assert autoencoder_params == {
+        id(p) for p in [*model.encoder.parameters(), *model.decoder.parameters()]
+    }
     assert discriminator_params == {id(p) for p in model.discriminator.parameters()}
 
 
@@ -192,7 +209,9 @@ def test_every_model_handles_a_single_image(model_name, data_dir):
     assert model.sample(1).shape == (1, 1, 28, 28)
     assert model.interpolate(image, torch.rand(1, 1, 28, 28), steps=3).shape == (1, 3, 1, 28, 28)
     assert torch.isfinite(model.loss_terms(image)["loss"])
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, eval_batch_size=1, download=False)
+    datamodule = AutoEncoderDataModule(
+        "mnist", data_dir, batch_size=16, eval_batch_size=1, download=False
+    )
     results = cpu_trainer(limit_test_batches=3).test(model, datamodule=datamodule, verbose=False)
     assert set(results[0]) == {f"test/{term}" for term in model.loss_terms_logged}
 
@@ -204,7 +223,9 @@ def test_outputs_are_images_and_interpolation_ends_at_the_inputs():
     torch.testing.assert_close(path[:, 0], model.reconstruct(start))
     torch.testing.assert_close(path[:, -1], model.reconstruct(end))
     assert path.min() >= 0 and path.max() <= 1
-    generator_samples = [model.sample(4, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    generator_samples = [
+        model.sample(4, generator=torch.Generator().manual_seed(3)) for _ in range(2)
+    ]
     torch.testing.assert_close(*generator_samples)
 
 
@@ -222,7 +243,11 @@ def test_prior_samples_have_the_configured_spread():
         ("wae_gan", {"penalty_weight": -0.5}, "penalty_weight"),
         ("wae_gan", {"prior_sigma": -1.0}, "prior_sigma must be > 0"),
         ("ae", {"optimizer": partial(torch.optim.Adam, lr=0.0)}, "learning rate must be > 0"),
-        ("wae_gan", {"discriminator_optimizer": partial(torch.optim.Adam, lr=-1.0)}, "discriminator_optimizer"),
+        (
+            "wae_gan",
+            {"discriminator_optimizer": partial(torch.optim.Adam, lr=-1.0)},
+            "discriminator_optimizer",
+        ),
     ],
 )
 def test_nonsensical_model_values_are_rejected(model_name, kwargs, message):
@@ -236,8 +261,15 @@ def test_trains_on_the_gpu_in_bf16(model_name, data_dir):
     model = tiny(model_name)
     datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=64, download=False)
     trainer = L.Trainer(
-        accelerator="gpu", devices=1, precision="bf16-mixed", max_epochs=1, limit_train_batches=5,
-        limit_val_batches=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        accelerator="gpu",
+        devices=1,
+        precision="bf16-mixed",
+        max_epochs=1,
+        limit_train_batches=5,
+        limit_val_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
     )
     trainer.fit(model, datamodule=datamodule)
     assert torch.isfinite(trainer.callback_metrics["val/loss"])

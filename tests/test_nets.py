@@ -8,8 +8,15 @@ from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
 def test_default_encoder_is_the_tutorial_architecture():
     encoder = Encoder()
     convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 40), (40, 80), (80, 160), (160, 320)]
-    assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) and c.padding == (1, 1) for c in convs)
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (1, 40),
+        (40, 80),
+        (80, 160),
+        (160, 320),
+    ]
+    assert all(
+        c.kernel_size == (4, 4) and c.stride == (2, 2) and c.padding == (1, 1) for c in convs
+    )
     assert all(c.bias is None for c in convs)
     norms = [m.num_features for m in encoder.modules() if isinstance(m, nn.BatchNorm2d)]
     assert norms == [80, 160, 320], "BatchNorm after every convolution but the first"
@@ -25,12 +32,14 @@ def test_default_decoder_is_the_tutorial_architecture():
         (160, 80, (1, 1)),
         (80, 1, (2, 2)),
     ]
-    assert not any(isinstance(m, nn.Sigmoid) for m in decoder.modules()), "the decoder returns logits"
+    assert not any(isinstance(m, nn.Sigmoid) for m in decoder.modules()), (
+        "the decoder returns logits"
+    )
 
 
 def test_default_discriminator_is_the_tutorial_architecture():
     linears = [m for m in LatentDiscriminator().modules() if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [
         (20, 160),
         (160, 160),
         (160, 160),

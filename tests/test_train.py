@@ -35,7 +35,10 @@ def test_a_run_writes_checkpoints_images_metrics_and_tensorboard(model_name, tin
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert Path(summary["best_checkpoint"]).is_file()
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [
-        "reconstructions_epoch000.png", "reconstructions_epoch001.png", "samples_epoch000.png", "samples_epoch001.png"
+        "reconstructions_epoch000.png",
+        "reconstructions_epoch001.png",
+        "samples_epoch000.png",
+        "samples_epoch001.png",
     ]
 
     events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
@@ -54,13 +57,17 @@ def test_metrics_are_averaged_over_the_whole_epoch(tiny_config, tmp_path):
     model = load_model(tmp_path / "checkpoints" / "last.ckpt").eval()
     from wae_lightning.data import AutoEncoderDataModule
 
-    datamodule = AutoEncoderDataModule("mnist", DATA_DIR, batch_size=16, eval_batch_size=100, download=False)
+    datamodule = AutoEncoderDataModule(
+        "mnist", DATA_DIR, batch_size=16, eval_batch_size=100, download=False
+    )
     datamodule.setup()
     images = datamodule.example_images(300, split="val")
     with torch.no_grad():
         per_batch = [model.loss_terms(chunk)["recon_mse"] for chunk in images.split(100)]
     logged = [row for row in read_csv_rows(tmp_path) if row.get("val/recon_mse")][-1]
-    assert float(logged["val/recon_mse"]) == pytest.approx(torch.stack(per_batch).mean().item(), rel=1e-5)
+    assert float(logged["val/recon_mse"]) == pytest.approx(
+        torch.stack(per_batch).mean().item(), rel=1e-5
+    )
 
 
 def test_resuming_continues_at_the_saved_epoch_and_step(tiny_config, tmp_path):
@@ -70,10 +77,15 @@ def test_resuming_continues_at_the_saved_epoch_and_step(tiny_config, tmp_path):
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 6)  # 3 batches x 2 optimizers
 
     resumed = tmp_path / "resumed"
-    train(tiny_config(
-        "model=wae_gan", "logger=csv", "trainer.max_epochs=2",
-        f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", output_dir=resumed,
-    ))
+    train(
+        tiny_config(
+            "model=wae_gan",
+            "logger=csv",
+            "trainer.max_epochs=2",
+            f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
+            output_dir=resumed,
+        )
+    )
     summary = json.loads((resumed / "metrics.json").read_text())
     assert (summary["epochs"], summary["global_step"]) == (2, 12)
     trained_epochs = {row["epoch"] for row in read_csv_rows(resumed) if row.get("train/loss")}
@@ -82,8 +94,11 @@ def test_resuming_continues_at_the_saved_epoch_and_step(tiny_config, tmp_path):
 
 def test_a_checkpoint_of_another_model_is_refused_before_training(tiny_config, tmp_path):
     train(tiny_config("model=ae", output_dir=tmp_path / "ae"))
-    cfg = tiny_config("model=vae", f"ckpt_path={tmp_path / 'ae' / 'checkpoints' / 'last.ckpt'}",
-                      output_dir=tmp_path / "vae")
+    cfg = tiny_config(
+        "model=vae",
+        f"ckpt_path={tmp_path / 'ae' / 'checkpoints' / 'last.ckpt'}",
+        output_dir=tmp_path / "vae",
+    )
     with pytest.raises(CheckpointError, match="holds a AE model, but this run configures VAE"):
         train(cfg)
     assert not (tmp_path / "vae" / "checkpoints").exists()
@@ -136,23 +151,60 @@ def test_a_file_as_data_dir_is_rejected(tiny_config, tmp_path):
 def test_an_unknown_optimized_metric_is_rejected_before_training(tiny_config, tmp_path):
     with pytest.raises(ValueError, match="optimized_metric='test/kl' is not logged by AE"):
         train(tiny_config("optimized_metric=test/kl"))
-    with pytest.raises(ValueError, match="with test=false"):
+    with pytest.raises(ValueError, match="with train=True and test=False"):
         train(tiny_config("test=false"))
+    with pytest.raises(ValueError, match="train=false tests a checkpoint: set ckpt_path"):
+        train(tiny_config("train=false"))
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_train_false_only_tests_the_checkpoint(tiny_config, tmp_path):
+    fitted = train(
+        tiny_config("model=vae", "trainer.limit_test_batches=3", output_dir=tmp_path / "fit")
+    )
+    best = json.loads((tmp_path / "fit" / "metrics.json").read_text())["best_checkpoint"]
+    tested = train(
+        tiny_config(
+            "model=vae",
+            "train=false",
+            f"ckpt_path={best}",
+            "trainer.limit_test_batches=3",
+            output_dir=tmp_path / "test",
+        )
+    )
+    assert set(tested) == {f"test/{term}" for term in VAE.loss_terms_logged}
+    # the same checkpoint on the same images; only the VAE's sampled codes differ
+    assert tested["test/kl"] == pytest.approx(fitted["test/kl"], rel=1e-5)
+    assert tested["test/recon_mse"] == pytest.approx(fitted["test/recon_mse"], rel=0.05)
+    assert not (tmp_path / "test" / "checkpoints").exists()
 
 
 def run_cli(*overrides: str, cwd: Path, multirun: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
     flags = ["--multirun"] if multirun else []
     return subprocess.run(
-        [sys.executable, "-m", "wae_lightning.train", *flags, f"paths.data_dir={DATA_DIR}", *TINY_OVERRIDES, *overrides],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "wae_lightning.train",
+            *flags,
+            f"paths.data_dir={DATA_DIR}",
+            *TINY_OVERRIDES,
+            *overrides,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
 @pytest.mark.slow
 def test_a_two_job_multirun_writes_each_job_to_its_own_folder(tmp_path):
-    result = run_cli("model=ae,wae_gan", f"hydra.sweep.dir={tmp_path}", "logger=csv", cwd=REPO, multirun=True)
+    result = run_cli(
+        "model=ae,wae_gan", f"hydra.sweep.dir={tmp_path}", "logger=csv", cwd=REPO, multirun=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert jobs == ["0_ae_mnist", "1_wae_gan_mnist"]

@@ -34,7 +34,9 @@ class ImageLogger(L.Callback):
             ("num_samples", num_samples),
         ):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}: set callbacks.image_logger.{name}")
+                raise ValueError(
+                    f"{name} must be an integer >= 1, got {value!r}: set callbacks.image_logger.{name}"
+                )
         self.every_n_epochs = every_n_epochs
         self.num_images = num_images
         self.num_samples = num_samples
@@ -49,7 +51,9 @@ class ImageLogger(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero or not self.is_due(trainer):
             return
         if not isinstance(pl_module, AutoEncoderModule):
-            raise TypeError(f"ImageLogger needs an AutoEncoderModule, got {type(pl_module).__name__}")
+            raise TypeError(
+                f"ImageLogger needs an AutoEncoderModule, got {type(pl_module).__name__}"
+            )
         images = trainer.datamodule.example_images(self.num_images).to(pl_module.device)
         with torch.no_grad():
             reconstructions = pl_module.reconstruct(images)

@@ -17,7 +17,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint on the CPU, with tensors and plain values only (``weights_only``)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist (or is not a file): check ckpt_path")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not exist (or is not a file): check ckpt_path"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - every way of failing means the same to the user
@@ -53,6 +55,8 @@ def load_model(path: str | Path) -> AutoEncoderModule:
     """Load any wae_lightning checkpoint as the model class that wrote it, for evaluation."""
     module_name, _, class_name = read_checkpoint(path)[CHECKPOINT_MODEL_KEY].rpartition(".")
     if not module_name.startswith("wae_lightning."):
-        raise CheckpointError(f"checkpoint {str(path)!r} names a model outside wae_lightning: {module_name}")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} names a model outside wae_lightning: {module_name}"
+        )
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)

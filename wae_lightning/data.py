@@ -101,16 +101,22 @@ class AutoEncoderDataModule(L.LightningDataModule):
                 "evaluation takes any data.eval_batch_size >= 1"
             )
         if eval_batch_size is not None and (
-            not isinstance(eval_batch_size, int) or isinstance(eval_batch_size, bool) or eval_batch_size < 1
+            not isinstance(eval_batch_size, int)
+            or isinstance(eval_batch_size, bool)
+            or eval_batch_size < 1
         ):
             raise ValueError(
                 f"eval_batch_size must be an integer >= 1 or null, got {eval_batch_size!r}: "
                 "set data.eval_batch_size"
             )
         if not isinstance(val_size, int) or not 0 < val_size < TRAIN_SIZE:
-            raise ValueError(f"val_size must be an integer in [1, {TRAIN_SIZE - 1}], got {val_size!r}: set data.val_size")
+            raise ValueError(
+                f"val_size must be an integer in [1, {TRAIN_SIZE - 1}], got {val_size!r}: set data.val_size"
+            )
         if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}: set data.num_workers")
+            raise ValueError(
+                f"num_workers must be an integer >= 0, got {num_workers!r}: set data.num_workers"
+            )
         self.dataset = dataset
         self.data_dir = data_dir
         self.splits: dict[str, TensorDataset] = {}

@@ -32,7 +32,7 @@ class Encoder(nn.Module):
         _check_positive(channels=channels, dim_h=dim_h, out_features=out_features)
         widths = [channels, dim_h, dim_h * 2, dim_h * 4, dim_h * 8]
         layers: list[nn.Module] = []
-        for index, (width_in, width_out) in enumerate(zip(widths, widths[1:])):
+        for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers.append(nn.Conv2d(width_in, width_out, 4, stride=2, padding=1, bias=False))
             if index > 0:
                 layers.append(nn.BatchNorm2d(width_out))

@@ -25,8 +25,6 @@ SchedulerFactory = Callable[[Optimizer], LRScheduler]
 CHECKPOINT_MODEL_KEY = "wae_lightning_model"
 """Checkpoint entry naming the model class, checked before a checkpoint is resumed or loaded."""
 
-STAGES = ("train", "val", "test")
-
 
 def check_learning_rate(factory: OptimizerFactory | None, option: str) -> None:
     """Reject a non-positive learning rate when the config is read, not at the first step."""
@@ -67,7 +65,9 @@ class AutoEncoderModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if not isinstance(n_z, int) or isinstance(n_z, bool) or n_z < 1:
-            raise ValueError(f"n_z (the latent dimension) must be an integer >= 1, got {n_z!r}: set model.n_z")
+            raise ValueError(
+                f"n_z (the latent dimension) must be an integer >= 1, got {n_z!r}: set model.n_z"
+            )
         if not prior_sigma > 0:
             raise ValueError(f"prior_sigma must be > 0, got {prior_sigma!r}: set model.prior_sigma")
         check_learning_rate(optimizer, "model.optimizer")

@@ -1,13 +1,12 @@
 """The variational auto-encoder: a Gaussian encoder and a KL penalty towards the prior."""
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from wae_lightning.losses import gaussian_kl_to_prior
-from wae_lightning.models.base import AutoEncoderModule, OptimizerFactory, SchedulerFactory
+from wae_lightning.models.base import AutoEncoderModule
 
 
 class VAE(AutoEncoderModule):
@@ -23,20 +22,11 @@ class VAE(AutoEncoderModule):
     loss_terms_logged = (*AutoEncoderModule.loss_terms_logged, "kl", "penalty")
     encoder_outputs_per_latent = 2
 
-    def __init__(
-        self,
-        channels: int = 1,
-        dim_h: int = 40,
-        n_z: int = 20,
-        prior_sigma: float = 1.0,
-        beta: float = 1.0,
-        reconstruction: Mapping[str, Any] | None = None,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
-    ) -> None:
+    def __init__(self, beta: float = 1.0, **kwargs: Any) -> None:
+        """``beta`` weighs the KL term; the other arguments are :class:`AutoEncoderModule`'s."""
         if not beta >= 0:
             raise ValueError(f"beta (the KL weight) must be >= 0, got {beta!r}: set model.beta")
-        super().__init__(channels, dim_h, n_z, prior_sigma, reconstruction, optimizer, scheduler)
+        super().__init__(**kwargs)
 
     def encode_distribution(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z|x), each (N, n_z)."""

@@ -1,18 +1,12 @@
 """The Wasserstein auto-encoder with an adversarial latent penalty (Tolstikhin et al., 2018)."""
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wae_lightning.models.base import (
-    AutoEncoderModule,
-    OptimizerFactory,
-    SchedulerFactory,
-    check_learning_rate,
-)
+from wae_lightning.models.base import AutoEncoderModule, OptimizerFactory, check_learning_rate
 from wae_lightning.nets import LatentDiscriminator
 
 
@@ -36,24 +30,18 @@ class WAEGAN(AutoEncoderModule):
         discriminator_depth: number of hidden layers of the discriminator.
         discriminator_optimizer: builds the discriminator's optimizer (its own learning rate);
             Adam with lr 2e-4 when not given.
-        Others as in :class:`AutoEncoderModule`.
+        kwargs: the arguments of :class:`AutoEncoderModule`.
     """
 
     loss_terms_logged = (*AutoEncoderModule.loss_terms_logged, "penalty", "disc_loss", "disc_acc")
 
     def __init__(
         self,
-        channels: int = 1,
-        dim_h: int = 40,
-        n_z: int = 20,
-        prior_sigma: float = 1.0,
         penalty_weight: float = 0.01,
         discriminator_width: int | None = None,
         discriminator_depth: int = 4,
-        reconstruction: Mapping[str, Any] | None = None,
-        optimizer: OptimizerFactory | None = None,
         discriminator_optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
+        **kwargs: Any,
     ) -> None:
         if not penalty_weight >= 0:
             raise ValueError(
@@ -61,10 +49,10 @@ class WAEGAN(AutoEncoderModule):
                 "set model.penalty_weight"
             )
         check_learning_rate(discriminator_optimizer, "model.discriminator_optimizer")
-        super().__init__(channels, dim_h, n_z, prior_sigma, reconstruction, optimizer, scheduler)
+        super().__init__(**kwargs)
         self.automatic_optimization = False
         self.discriminator = LatentDiscriminator(
-            n_z, discriminator_width or 4 * dim_h, discriminator_depth
+            self.hparams.n_z, discriminator_width or 4 * self.hparams.dim_h, discriminator_depth
         )
         self.discriminator_optimizer_factory = discriminator_optimizer or self.optimizer_factory
 
