@@ -255,6 +255,21 @@ def test_nonsensical_model_values_are_rejected(model_name, kwargs, message):
         MODELS[model_name](**{"dim_h": 4, "n_z": 4, **kwargs})
 
 
+@pytest.mark.parametrize("model_name", MODELS)
+def test_trains_in_bf16_mixed_precision(model_name, data_dir):
+    """Autocast to bf16 (on the CPU here): the losses must stay finite and in float32."""
+    L.seed_everything(0)
+    model = tiny(model_name)
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    trainer = cpu_trainer(
+        precision="bf16-mixed", max_epochs=1, limit_train_batches=4, limit_val_batches=2
+    )
+    trainer.fit(model, datamodule=datamodule)
+    for name in ("train/loss", "val/loss", "val/recon_mse"):
+        value = trainer.callback_metrics[name]
+        assert torch.isfinite(value) and value.dtype == torch.float32, name
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("model_name", MODELS)
 def test_trains_on_the_gpu_in_bf16(model_name, data_dir):

@@ -223,3 +223,24 @@ def test_the_command_line_explains_bad_input(tmp_path):
     assert result.returncode != 0
     assert "batch_size must be an integer >= 2, got -4: set data.batch_size" in result.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_ddp_config_trains_the_wae_gan_in_two_processes(tmp_path):
+    """trainer=ddp, on the CPU (gloo) so that it runs anywhere; SyncBatchNorm needs GPUs."""
+    result = run_cli(
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.sync_batchnorm=false",
+        "model=wae_gan",
+        "logger=csv",
+        "trainer.max_epochs=2",
+        f"hydra.run.dir={tmp_path}",
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    # 3 batches per process and epoch, 2 optimizer steps per batch
+    assert (summary["epochs"], summary["global_step"]) == (2, 12)
+    assert summary["metrics"]["test/recon_mse"] > 0
