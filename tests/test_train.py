@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra.errors import InstantiationException
@@ -90,6 +91,48 @@ def test_resuming_continues_at_the_saved_epoch_and_step(tiny_config, tmp_path):
     assert (summary["epochs"], summary["global_step"]) == (2, 12)
     trained_epochs = {row["epoch"] for row in read_csv_rows(resumed) if row.get("train/loss")}
     assert trained_epochs == {"1"}, "the resumed run trains only the epoch that was left"
+
+
+def test_a_run_stopped_mid_epoch_leaves_a_checkpoint_that_resumes_there(tiny_config, tmp_path):
+    stopped = tmp_path / "stopped"
+    cfg = tiny_config(
+        "model=vae",
+        "logger=csv",
+        "trainer.limit_train_batches=6",
+        "+callbacks.stop._target_=tests.test_train.StopAtBatch",
+        output_dir=stopped,
+    )
+    with pytest.raises(RuntimeError, match="stopped at batch 4"):
+        train(cfg)
+    interrupted = stopped / "checkpoints" / "interrupted.ckpt"
+    assert read_checkpoint(interrupted)["global_step"] == 4
+
+    resumed = tmp_path / "resumed"
+    train(
+        tiny_config(
+            "model=vae",
+            "logger=csv",
+            "trainer.limit_train_batches=6",
+            f"ckpt_path={interrupted}",
+            output_dir=resumed,
+        )
+    )
+    summary = json.loads((resumed / "metrics.json").read_text())
+    assert (summary["epochs"], summary["global_step"]) == (1, 6), "the 2 remaining batches ran"
+
+
+def test_a_new_run_never_resumes_on_its_own(tiny_config, tmp_path):
+    """A rerun in the same folder starts afresh unless ckpt_path says otherwise."""
+    train(tiny_config("logger=csv", "trainer.max_epochs=2"))
+    train(tiny_config("logger=csv", "trainer.max_epochs=2"))
+    trained_epochs = {row["epoch"] for row in read_csv_rows(tmp_path) if row.get("train/loss")}
+    assert trained_epochs == {"0", "1"}, "the second run trained both epochs itself"
+
+
+class StopAtBatch(L.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 4:
+            raise RuntimeError("stopped at batch 4")
 
 
 def test_a_checkpoint_of_another_model_is_refused_before_training(tiny_config, tmp_path):
