@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from wae_lightning.data import AutoEncoderDataModule, DatasetNotFoundError, read_idx
+from wae_lightning.data import AutoEncoderDataModule, DatasetNotFoundError, TensorBatches, read_idx
 
 
 def fingerprints(images: torch.Tensor) -> torch.Tensor:
@@ -150,3 +150,86 @@ def test_a_file_as_data_dir_is_rejected(tmp_path):
     a_file.write_bytes(b"")
     with pytest.raises(NotADirectoryError, match="is not a directory: set data.data_dir"):
         AutoEncoderDataModule("mnist", a_file)
+
+
+def epoch_images(loader) -> torch.Tensor:
+    return torch.cat([images for images, _ in loader])
+
+
+def test_tensor_loader_yields_every_training_image_once_per_epoch_in_new_orders(mnist):
+    loader = mnist.train_dataloader()
+    assert isinstance(loader, TensorBatches)
+    first, second = epoch_images(loader), epoch_images(loader)
+    training_images = mnist.splits["train"].tensors[0]
+    assert len(first) == len(second) == len(training_images) == 55_000
+    assert torch.equal(fingerprints(first), fingerprints(training_images))
+    assert torch.equal(fingerprints(second), fingerprints(training_images))
+    assert not torch.equal(first[:256], second[:256]), "a new order each epoch"
+    assert len(loader) == -(-55_000 // 32)
+
+
+def test_tensor_loader_gives_the_same_images_and_labels_as_the_dataloader(data_dir):
+    kwargs = dict(dataset="mnist", data_dir=data_dir, batch_size=64, download=False)
+    tensor = AutoEncoderDataModule(loader="tensor", **kwargs)
+    reference = AutoEncoderDataModule(loader="dataloader", **kwargs)
+    for split in ("train", "val", "test"):
+        ours = list(tensor.dataloader(split))
+        theirs = list(reference.dataloader(split))
+        assert len(ours) == len(theirs)
+        ours_images, theirs_images = (
+            torch.cat([b[0] for b in ours]),
+            torch.cat([b[0] for b in theirs]),
+        )
+        assert torch.equal(fingerprints(ours_images), fingerprints(theirs_images)), split
+        ours_labels, theirs_labels = (
+            torch.cat([b[1] for b in ours]),
+            torch.cat([b[1] for b in theirs]),
+        )
+        assert torch.equal(ours_labels.bincount(), theirs_labels.bincount()), split
+        if split != "train":  # evaluation keeps the stored order, as the DataLoader does
+            assert torch.equal(ours_images, theirs_images) and torch.equal(
+                ours_labels, theirs_labels
+            )
+
+
+def test_tensor_loader_shards_each_epoch_across_processes(mnist):
+    images, labels = mnist.splits["val"].tensors  # 5,000 images, 3 processes: 1,667 each
+    shards = [
+        TensorBatches(images, labels, 100, shuffle=True, seed=5, rank=rank, world_size=3)
+        for rank in range(3)
+    ]
+    seen = [epoch_images(shard) for shard in shards]
+    assert [len(s) for s in seen] == [1_667] * 3
+    together = torch.cat(seen)
+    assert torch.equal(fingerprints(together).unique(), fingerprints(images).unique())
+    assert len(fingerprints(together).unique()) >= len(images) - 20  # padding repeats 1 image
+
+
+def test_tensor_loader_resumes_with_the_next_permutation(mnist):
+    images, labels = mnist.splits["val"].tensors
+    loader = TensorBatches(images, labels, 500, shuffle=True, seed=3)
+    epoch_images(loader)
+    resumed = TensorBatches(images, labels, 500, shuffle=True, seed=3)
+    resumed.load_state_dict(loader.state_dict())
+    assert torch.equal(epoch_images(resumed), epoch_images(loader))
+
+
+def test_tensor_loader_stays_on_the_cpu_without_an_accelerator(data_dir):
+    datamodule = AutoEncoderDataModule("mnist", data_dir, download=False, on_device=True)
+    assert datamodule.tensor_device().type == "cpu"
+    with pytest.raises(ValueError, match="on_device must be true, false or auto"):
+        AutoEncoderDataModule("mnist", data_dir, on_device="yes")
+    with pytest.raises(ValueError, match="loader must be one of"):
+        AutoEncoderDataModule("mnist", data_dir, loader="ffcv")
+
+
+@pytest.mark.gpu
+def test_tensor_loader_keeps_the_data_on_the_gpu(data_dir):
+    import lightning as L
+
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=64, download=False)
+    trainer = L.Trainer(accelerator="gpu", devices=1, logger=False)
+    datamodule.trainer = trainer
+    datamodule.setup()
+    images, labels = next(iter(datamodule.train_dataloader()))
+    assert images.device.type == labels.device.type == "cuda" and images.dtype == torch.uint8

@@ -52,6 +52,11 @@ def test_a_run_writes_checkpoints_images_metrics_and_tensorboard(model_name, tin
     assert "hp/test/recon_mse" in scalars and events.PluginTagToContent("hparams")
 
 
+def test_the_reference_dataloader_path_trains_too(tiny_config, tmp_path):
+    metrics = train(tiny_config("model=wae_gan", "data.loader=dataloader", "data.num_workers=1"))
+    assert metrics["test/recon_mse"] > 0 and metrics["train/disc_acc"] >= 0
+
+
 def test_metrics_are_averaged_over_the_whole_epoch(tiny_config, tmp_path):
     """The logged epoch value is the mean over all batches, not the last batch's value."""
     train(tiny_config("logger=csv", "trainer.limit_val_batches=3", "data.eval_batch_size=100"))

@@ -26,8 +26,67 @@ SPLIT_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 TRAIN_SIZE = 60_000
+LOADERS = ("tensor", "dataloader")
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class TensorBatches:
+    """Batches cut from whole in-memory tensors: one indexing operation per batch.
+
+    Each pass over the training split draws a new permutation, seeded by ``seed`` and the pass
+    number, so every image comes exactly once per epoch in a new order; without ``shuffle`` the
+    order is the stored one. Under data parallelism every process draws the same permutation and
+    takes every ``world_size``-th index of it from ``rank`` on (wrapped to equal length, as
+    ``DistributedSampler`` does). The tensors may live on the GPU; nothing here touches
+    individual samples in Python.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.passes = 0
+        per_process = -(-len(images) // world_size)
+        # a last training batch of one image cannot be batch-normalised: leave it out
+        self.drop_last = shuffle and per_process % batch_size == 1
+        self.per_process = per_process
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.per_process, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints by Lightning, so a resumed run goes on with fresh permutations."""
+        return {"passes": self.passes}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.passes = state["passes"]
+
+    def __iter__(self):
+        count = len(self.images)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.passes)
+            order = torch.randperm(count, generator=generator)
+            self.passes += 1
+        else:
+            order = torch.arange(count)
+        if self.world_size > 1:
+            order = torch.cat([order, order[: self.per_process * self.world_size - count]])
+            order = order[self.rank :: self.world_size]
+        order = order.to(self.images.device)
+        for batch in range(len(self)):
+            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            yield self.images[index], self.labels[index]
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -65,6 +124,13 @@ class AutoEncoderDataModule(L.LightningDataModule):
         split_seed: seed of the train/validation split (independent of the training seed).
         num_workers, pin_memory: passed to every DataLoader.
         download: download through torchvision if the files are missing.
+        loader: ``"tensor"`` cuts each batch from the whole split held in memory, one indexing
+            operation per batch (:class:`TensorBatches`); ``"dataloader"`` is torch's
+            ``DataLoader`` over single samples, with workers (the tutorial's way; kept as a
+            reference).
+        on_device: for the tensor loader, hold the data on the accelerator: ``"auto"`` when it
+            takes less than a quarter of the free accelerator memory (MNIST takes 55 MB), or
+            ``true`` / ``false``.
     """
 
     channels = 1
@@ -80,6 +146,8 @@ class AutoEncoderDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         download: bool = True,
+        loader: str = "tensor",
+        on_device: bool | str = "auto",
     ) -> None:
         super().__init__()
         # before any argument is rebound: hyper-parameters are the values as given
@@ -117,9 +185,16 @@ class AutoEncoderDataModule(L.LightningDataModule):
             raise ValueError(
                 f"num_workers must be an integer >= 0, got {num_workers!r}: set data.num_workers"
             )
+        if loader not in LOADERS:
+            raise ValueError(f"loader must be one of {LOADERS}, got {loader!r}: set data.loader")
+        if on_device not in (True, False, "auto"):
+            raise ValueError(
+                f"on_device must be true, false or auto, got {on_device!r}: set data.on_device"
+            )
         self.dataset = dataset
         self.data_dir = data_dir
         self.splits: dict[str, TensorDataset] = {}
+        self.device_copies: dict[str, tuple[Tensor, Tensor]] = {}
 
     @property
     def raw_dir(self) -> Path:
@@ -183,11 +258,40 @@ class AutoEncoderDataModule(L.LightningDataModule):
             "test": self.load_split("test"),
         }
 
-    def dataloader(self, split: str) -> DataLoader:
+    def tensor_device(self) -> torch.device:
+        """Where the tensor loader keeps the data: the accelerator when allowed and it fits."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if device.type == "cpu" or self.hparams.on_device is False:
+            return torch.device("cpu")
+        if self.hparams.on_device == "auto" and device.type == "cuda":
+            size = sum(t.nbytes for split in self.splits.values() for t in split.tensors)
+            if size > torch.cuda.mem_get_info(device)[0] / 4:
+                return torch.device("cpu")
+        return device
+
+    def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
+        """Images and labels of a split on ``tensor_device()``, copied there once."""
+        device = self.tensor_device()
+        if split not in self.device_copies or self.device_copies[split][0].device != device:
+            self.device_copies[split] = tuple(t.to(device) for t in self.splits[split].tensors)
+        return self.device_copies[split]
+
+    def dataloader(self, split: str) -> DataLoader | TensorBatches:
         self.setup()
         dataset = self.splits[split]
         training = split == "train"
         batch_size = self.hparams.batch_size if training else self.eval_batch_size
+        if self.hparams.loader == "tensor":
+            trainer = self.trainer
+            return TensorBatches(
+                *self.split_tensors(split),
+                batch_size=batch_size,
+                shuffle=training,
+                seed=torch.initial_seed(),
+                rank=trainer.global_rank if trainer is not None else 0,
+                world_size=trainer.world_size if trainer is not None else 1,
+            )
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,
@@ -204,13 +308,13 @@ class AutoEncoderDataModule(L.LightningDataModule):
     def eval_batch_size(self) -> int:
         return self.hparams.eval_batch_size or self.hparams.batch_size
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | TensorBatches:
         return self.dataloader("train")
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | TensorBatches:
         return self.dataloader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | TensorBatches:
         return self.dataloader("test")
 
     def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
