@@ -233,3 +233,10 @@ def test_tensor_loader_keeps_the_data_on_the_gpu(data_dir):
     datamodule.setup()
     images, labels = next(iter(datamodule.train_dataloader()))
     assert images.device.type == labels.device.type == "cuda" and images.dtype == torch.uint8
+
+
+def test_the_data_directory_is_recorded_as_text(data_dir):
+    """Checkpoints hold the DataModule's settings and must load with weights_only=True."""
+    datamodule = AutoEncoderDataModule("mnist", data_dir)
+    assert datamodule.hparams.data_dir == str(data_dir)
+    assert datamodule.data_dir == data_dir

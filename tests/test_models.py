@@ -270,6 +270,44 @@ def test_trains_in_bf16_mixed_precision(model_name, data_dir):
         assert torch.isfinite(value) and value.dtype == torch.float32, name
 
 
+@pytest.mark.parametrize("model_name", MODELS)
+def test_channels_last_changes_the_layout_not_the_results(model_name):
+    torch.manual_seed(0)
+    plain = tiny(model_name).eval()
+    fast = tiny(model_name, channels_last=True)
+    fast.load_state_dict(plain.state_dict())
+    fast.configure_model()
+    fast.eval()
+    convolutions = [
+        m for m in fast.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+    ]
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convolutions)
+    images = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(
+        fast.reconstruct(images), plain.reconstruct(images), atol=1e-5, rtol=1e-4
+    )
+
+
+def test_compiled_networks_train_with_toggled_optimizers(data_dir, tmp_path):
+    """torch.compile of each network (the CPU uses inductor's C++ backend; the first compile
+    takes about a minute on 2 cores). Checkpoints keep the eager parameter names."""
+    L.seed_everything(0)
+    model = tiny("wae_gan", compile_mode="default")
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    trainer = cpu_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1)
+    trainer.fit(model, datamodule=datamodule)
+    assert torch.isfinite(trainer.callback_metrics["val/loss"])
+    trainer.save_checkpoint(tmp_path / "compiled.ckpt")
+    eager = tiny("wae_gan")
+    state = torch.load(tmp_path / "compiled.ckpt", weights_only=True)["state_dict"]
+    eager.load_state_dict(state)  # strict: the same names as an eager model
+
+
+def test_an_unknown_compile_mode_is_rejected():
+    with pytest.raises(ValueError, match="compile_mode must be one of"):
+        tiny("ae", compile_mode="fast")
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("model_name", MODELS)
 def test_trains_on_the_gpu_in_bf16(model_name, data_dir):
@@ -290,3 +328,4 @@ def test_trains_on_the_gpu_in_bf16(model_name, data_dir):
     assert torch.isfinite(trainer.callback_metrics["val/loss"])
     codes, _ = model.cuda().encode_for_loss(torch.rand(4, 1, 28, 28, device="cuda"))
     assert codes.device.type == "cuda"
+    assert all(optimizer.defaults.get("fused") for optimizer in trainer.optimizers)

@@ -150,13 +150,14 @@ class AutoEncoderDataModule(L.LightningDataModule):
         on_device: bool | str = "auto",
     ) -> None:
         super().__init__()
-        # before any argument is rebound: hyper-parameters are the values as given
+        # a str, not a Path: checkpoints must hold only what torch.load(weights_only=True) reads
+        data_dir = str(Path(data_dir).expanduser())
         self.save_hyperparameters(logger=False)
         if dataset not in DATASETS:
             raise ValueError(
                 f"unknown dataset {dataset!r}: choose one of {sorted(DATASETS)} (data=mnist or data=fashion_mnist)"
             )
-        data_dir = Path(data_dir).expanduser()
+        data_dir = Path(data_dir)
         if data_dir.exists() and not data_dir.is_dir():
             raise NotADirectoryError(
                 f"data_dir {str(data_dir)!r} is not a directory: set data.data_dir to the directory "

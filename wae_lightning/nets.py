@@ -5,6 +5,7 @@ logits; images are ``sigmoid(logits)``, so reconstruction costs can use the nume
 ``binary_cross_entropy_with_logits`` (which, unlike BCE on probabilities, autocast allows in bf16).
 """
 
+import torch
 from torch import Tensor, nn
 
 IMAGE_SIZE = 28
@@ -44,6 +45,8 @@ class Encoder(nn.Module):
         self.head = nn.Linear(dim_h * 8 * side * side, out_features)
 
     def forward(self, images: Tensor) -> Tensor:
+        if self.features[0].weight.is_contiguous(memory_format=torch.channels_last):
+            images = images.contiguous(memory_format=torch.channels_last)  # match the weights
         # flatten(1), not squeeze(): a batch of one image must keep its batch dimension.
         return self.head(self.features(images).flatten(1))
 
