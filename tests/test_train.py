@@ -292,3 +292,15 @@ def test_ddp_config_trains_the_wae_gan_in_two_processes(tmp_path):
     # 3 batches per process and epoch, 2 optimizer steps per batch
     assert (summary["epochs"], summary["global_step"]) == (2, 12)
     assert summary["metrics"]["test/recon_mse"] > 0
+
+
+def test_the_benchmark_runs_in_tiny_mode_and_reports_every_model(capsys):
+    from wae_lightning import bench
+
+    rows = bench.main(["--tiny", "--data-dir", str(DATA_DIR), "--device", "cpu"])
+    assert [row["model"] for row in rows] == ["ae", "vae", "wae_gan"]
+    for row in rows:
+        assert row["tutorial"] > 0 and row["wae_lightning"] > 0
+        assert row["ratio"] == pytest.approx(row["wae_lightning"] / row["tutorial"])
+    table = capsys.readouterr().out
+    assert "| model | tutorial loop | wae_lightning | ratio |" in table and "| wae_gan |" in table

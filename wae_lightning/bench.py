@@ -1,0 +1,243 @@
+"""Training throughput: the tutorial's loop against this project's training, in one process.
+
+    python -m wae_lightning.bench --data-dir ../shared/data                  # every model, best device
+    python -m wae_lightning.bench --precision bf16-mixed --compile-mode reduce-overhead --channels-last
+    python -m wae_lightning.bench --tiny                                     # a seconds-long smoke run
+
+(a) reproduces the tutorial: a torchvision-style dataset that turns each image into a PIL image
+and back through ``ToTensor``, a ``DataLoader`` of batch 256, fp32, sigmoid outputs with BCE/MSE
+on probabilities, two Adam optimizers, and for the WAE-GAN ``requires_grad`` freezing with the
+codes encoded twice. (b) is ``Trainer.fit`` of this project's model and DataModule with the
+chosen options. Both use the same networks, batch size and device; the first ``--warmup`` steps
+are not timed, and the GPU is synchronised before each clock reading. Prints images/s and the
+ratio (b)/(a) per model.
+"""
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+from functools import partial
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.functional import to_tensor
+
+from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.losses import gaussian_kl_to_prior
+from wae_lightning.models import AE, VAE, WAEGAN
+from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
+
+MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN}
+
+
+class PilImages(Dataset):
+    """What torchvision's MNIST does per sample: a PIL image, then ``ToTensor``."""
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return to_tensor(Image.fromarray(self.images[index, 0].numpy(), mode="L"))
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def tutorial_step(
+    model: str, dim_h: int, n_z: int, device: torch.device
+) -> Callable[[Tensor], None]:
+    """One training step of the tutorial's loop for ``model``, as a closure over its state."""
+    encoder = Encoder(1, dim_h, n_z * (2 if model == "vae" else 1)).to(device)
+    decoder = Decoder(1, dim_h, n_z).to(device)
+    adam = partial(torch.optim.Adam, lr=2e-4)
+    encoder_optimizer, decoder_optimizer = adam(encoder.parameters()), adam(decoder.parameters())
+
+    def autoencoder_update(loss: Tensor) -> None:
+        encoder_optimizer.zero_grad()
+        decoder_optimizer.zero_grad()
+        loss.backward()
+        encoder_optimizer.step()
+        decoder_optimizer.step()
+
+    if model == "ae":
+        return lambda x: autoencoder_update(F.mse_loss(torch.sigmoid(decoder(encoder(x))), x))
+
+    if model == "vae":
+
+        def vae_step(x: Tensor) -> None:
+            mean, log_variance = encoder(x).chunk(2, dim=1)
+            z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
+            recon = F.binary_cross_entropy(torch.sigmoid(decoder(z)), x, reduction="sum") / len(x)
+            autoencoder_update(recon + gaussian_kl_to_prior(mean, log_variance).mean())
+
+        return vae_step
+
+    discriminator = LatentDiscriminator(n_z, 4 * dim_h).to(device)
+    discriminator_optimizer = adam(discriminator.parameters())
+
+    def wae_gan_step(x: Tensor, weight: float = 0.01) -> None:
+        for network, trainable in ((encoder, False), (decoder, False), (discriminator, True)):
+            network.requires_grad_(trainable)
+        d_prior = torch.sigmoid(discriminator(torch.randn(len(x), n_z, device=device)))
+        d_codes = torch.sigmoid(discriminator(encoder(x)))
+        discriminator_optimizer.zero_grad()
+        (-weight * (torch.log(d_prior).mean() + torch.log(1 - d_codes).mean())).backward()
+        discriminator_optimizer.step()
+        for network, trainable in ((encoder, True), (decoder, True), (discriminator, False)):
+            network.requires_grad_(trainable)
+        recon = F.binary_cross_entropy(torch.sigmoid(decoder(encoder(x))), x)
+        autoencoder_update(
+            recon - weight * torch.log(torch.sigmoid(discriminator(encoder(x)))).mean()
+        )
+
+    return wae_gan_step
+
+
+def time_tutorial_loop(model: str, args: argparse.Namespace, images: Tensor) -> float:
+    """Images per second of the tutorial's loop over ``args.steps`` timed steps."""
+    device = torch.device(args.device)
+    loader = DataLoader(
+        PilImages(images), batch_size=args.batch_size, shuffle=True, num_workers=args.workers
+    )
+    step = tutorial_step(model, args.dim_h, args.n_z, device)
+    batches = iter(loader)
+    for index in range(args.warmup + args.steps):
+        if index == args.warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        try:
+            x = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x = next(batches)
+        step(x.to(device, non_blocking=True))
+    synchronize(device)
+    return args.steps * args.batch_size / (time.perf_counter() - start)
+
+
+class StepTimer(L.Callback):
+    """Clocks the training batches after the warm-up, then stops the fit."""
+
+    def __init__(self, warmup: int, steps: int) -> None:
+        self.warmup, self.steps = warmup, steps
+        self.batches = 0  # across epochs: batch_idx restarts every epoch
+        self.seconds = float("nan")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.batches == self.warmup:
+            synchronize(pl_module.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.batches += 1
+        if self.batches == self.warmup + self.steps:
+            synchronize(pl_module.device)
+            self.seconds = time.perf_counter() - self.start
+            trainer.should_stop = True
+
+
+def time_project_training(model: str, args: argparse.Namespace) -> float:
+    """Images per second of ``Trainer.fit`` with this project's model, data path and options."""
+    L.seed_everything(0, verbose=False)
+    module = MODELS[model](
+        dim_h=args.dim_h,
+        n_z=args.n_z,
+        channels_last=args.channels_last,
+        compile_mode=args.compile_mode,
+    )
+    datamodule = AutoEncoderDataModule(
+        "mnist", args.data_dir, batch_size=args.batch_size, download=False, loader=args.loader
+    )
+    timer = StepTimer(args.warmup, args.steps)
+    trainer = L.Trainer(
+        accelerator="gpu" if args.device.startswith("cuda") else "cpu",
+        devices=1,
+        precision=args.precision,
+        max_epochs=-1,
+        max_steps=-1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return args.steps * args.batch_size / timer.seconds
+
+
+def machine_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default="data", help="directory holding MNIST/raw/")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    parser.add_argument("--device", default=default_device)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement")
+    parser.add_argument(
+        "--warmup", type=int, default=20, help="untimed steps before the clock starts"
+    )
+    parser.add_argument("--dim-h", type=int, default=40)
+    parser.add_argument("--n-z", type=int, default=20)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="DataLoader workers of the tutorial loop"
+    )
+    parser.add_argument("--precision", default="32-true", help="project side: e.g. bf16-mixed")
+    parser.add_argument("--compile-mode", default=None, help="project side: e.g. reduce-overhead")
+    parser.add_argument("--channels-last", action="store_true", help="project side")
+    parser.add_argument("--loader", default="tensor", choices=["tensor", "dataloader"])
+    parser.add_argument("--tiny", action="store_true", help="a smoke run: tiny networks, 3 steps")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.dim_h, args.n_z, args.batch_size, args.steps, args.warmup = 4, 4, 32, 3, 1
+    for name in ("batch_size", "steps", "dim_h", "n_z"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.batch_size < 2:
+        parser.error("--batch-size must be >= 2 (BatchNorm)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
+    args = parse_args(argv)
+    datamodule = AutoEncoderDataModule("mnist", args.data_dir, download=False)
+    datamodule.setup()
+    images = datamodule.splits["train"].tensors[0]
+    options = f"precision={args.precision}, compile_mode={args.compile_mode}, "
+    options += f"channels_last={args.channels_last}, loader={args.loader}"
+    print(
+        f"# Training images/s on {machine_name(args.device)}, batch {args.batch_size}, "
+        f"dim_h {args.dim_h}, {args.steps} timed steps after {args.warmup}"
+    )
+    print(f"# wae_lightning: {options}; tutorial loop: fp32, DataLoader workers={args.workers}")
+    print("| model | tutorial loop | wae_lightning | ratio |")
+    print("|---|---|---|---|")
+    rows = []
+    for model in args.models:
+        baseline = time_tutorial_loop(model, args, images)
+        ours = time_project_training(model, args)
+        rows.append(
+            {"model": model, "tutorial": baseline, "wae_lightning": ours, "ratio": ours / baseline}
+        )
+        print(f"| {model} | {baseline:,.0f} | {ours:,.0f} | {ours / baseline:.2f}x |", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
