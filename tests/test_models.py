@@ -1,3 +1,5 @@
+import os
+import traceback
 from functools import partial
 
 import lightning as L
@@ -306,6 +308,54 @@ def test_compiled_networks_train_with_toggled_optimizers(data_dir, tmp_path):
 def test_an_unknown_compile_mode_is_rejected():
     with pytest.raises(ValueError, match="compile_mode must be one of"):
         tiny("ae", compile_mode="fast")
+
+
+class HostReadBackRecorder(L.Callback):
+    """Records who reads tensor values back to Python (.item(), bool(), float(), ...) during
+    training steps after the first few: on a GPU each such read waits for the device."""
+
+    METHODS = ("item", "__bool__", "__float__", "__int__", "tolist", "cpu", "numpy")
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last = first, last
+        self.callers: list[str] = []
+        self.originals = {name: getattr(torch.Tensor, name) for name in self.METHODS}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.first:
+            for name, original in self.originals.items():
+                setattr(torch.Tensor, name, self.recording(original))
+
+    def recording(self, original):
+        def method(tensor, *args, **kwargs):
+            self.callers.append(traceback.extract_stack(limit=2)[0].filename)
+            return original(tensor, *args, **kwargs)
+
+        return method
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx == self.last:
+            self.restore()
+
+    def restore(self) -> None:
+        for name, original in self.originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_training_steps_read_nothing_back_from_the_device(model_name, data_dir):
+    """Neither this project nor Lightning reads a value back in a training step. (Adam's
+    step counters, read by torch.optim, are CPU tensors unless Adam is fused or capturable.)"""
+    recorder = HostReadBackRecorder(first=3, last=8)
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
+    try:
+        cpu_trainer(max_epochs=1, limit_train_batches=10, callbacks=[recorder]).fit(
+            tiny(model_name), datamodule=datamodule
+        )
+    finally:
+        recorder.restore()
+    offending = {caller for caller in recorder.callers if f"torch{os.sep}optim" not in caller}
+    assert not offending, offending
 
 
 @pytest.mark.gpu
