@@ -58,8 +58,10 @@ class WAEGAN(AutoEncoderModule):
 
     def discriminator_terms(self, codes: Tensor) -> dict[str, Tensor]:
         """The discriminator's loss on a prior sample against ``codes``, and its accuracy."""
-        prior_logits = self.discriminator(self.sample_prior(len(codes)))
-        code_logits = self.discriminator(codes)
+        # one pass over both sets: half the kernel launches, and a compiled (CUDA-graphed)
+        # discriminator is replayed once per step rather than twice
+        logits = self.discriminator(torch.cat([self.sample_prior(len(codes)), codes]))
+        prior_logits, code_logits = logits.split(len(codes))
         loss = F.binary_cross_entropy_with_logits(
             prior_logits, torch.ones_like(prior_logits)
         ) + F.binary_cross_entropy_with_logits(code_logits, torch.zeros_like(code_logits))
