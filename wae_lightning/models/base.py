@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
+from torchmetrics import Metric
 
 from wae_lightning.losses import ReconstructionCost
 from wae_lightning.nets import IMAGE_SIZE, Decoder, Encoder
@@ -23,6 +24,8 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+STAGES = ("train", "val", "test")
 
 CHECKPOINT_MODEL_KEY = "wae_lightning_model"
 """Checkpoint entry naming the model class, checked before a checkpoint is resumed or loaded."""
@@ -33,6 +36,30 @@ def check_learning_rate(factory: OptimizerFactory | None, option: str) -> None:
     lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
     if lr is not None and not lr > 0:
         raise ValueError(f"learning rate must be > 0, got {lr!r}: set {option}.lr")
+
+
+class TermMeans(Metric):
+    """Batch-size-weighted epoch means of several loss terms, kept on the device.
+
+    One update per step adds a stacked vector of terms, so a step costs one tensor operation
+    rather than one ``self.log`` per term; torchmetrics sums the states across processes.
+    """
+
+    full_state_update = False
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.add_state(
+            "sums", default=torch.zeros(count, dtype=torch.float64), dist_reduce_fx="sum"
+        )
+        self.add_state("weight", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, terms: Tensor, weight: int) -> None:
+        self.sums += terms.detach().double() * weight
+        self.weight += weight
+
+    def compute(self) -> Tensor:
+        return (self.sums / self.weight).float()
 
 
 class AutoEncoderModule(L.LightningModule):
@@ -99,6 +126,14 @@ class AutoEncoderModule(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=2e-4)
         self.scheduler_factory = scheduler
         self.networks_prepared = False
+        # keyed "train_terms" etc.: a ModuleDict key may not shadow nn.Module.train
+        self.term_means = nn.ModuleDict(
+            {f"{stage}_terms": TermMeans(len(self.loss_terms_logged)) for stage in STAGES}
+        )
+
+    def networks(self) -> list[nn.Module]:
+        """The trainable networks (what the speed options apply to)."""
+        return [self.encoder, self.decoder]
 
     def configure_model(self) -> None:
         """Apply the speed options to every network, once all of them exist (subclasses too)."""
@@ -108,7 +143,7 @@ class AutoEncoderModule(L.LightningModule):
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.hparams.compile_mode is not None:
-            for network in self.children():
+            for network in self.networks():
                 network.compile(mode=self.hparams.compile_mode)
 
     # ---- what every auto-encoder can do -------------------------------------------------------
@@ -189,17 +224,27 @@ class AutoEncoderModule(L.LightningModule):
 
     # ---- Lightning hooks ---------------------------------------------------------------------
     def log_terms(self, stage: str, terms: Mapping[str, Tensor], batch_size: int) -> None:
-        """Log every term as its average over the epoch (weighted by batch size)."""
-        for name, value in terms.items():
-            self.log(
-                f"{stage}/{name}",
-                value.detach(),
-                on_step=False,
-                on_epoch=True,
-                batch_size=batch_size,
-                sync_dist=True,
-                prog_bar=name == "loss",
-            )
+        """Add a batch's terms to the stage's epoch means (logged by ``log_epoch_means``)."""
+        values = torch.stack([terms[name].float() for name in self.loss_terms_logged])
+        self.term_means[f"{stage}_terms"].update(values, batch_size)
+
+    def log_epoch_means(self, stage: str) -> None:
+        """Log every term's mean over the epoch, across processes, and start a new epoch."""
+        means = self.term_means[f"{stage}_terms"]
+        if not means.update_called:
+            return
+        for name, value in zip(self.loss_terms_logged, means.compute(), strict=True):
+            self.log(f"{stage}/{name}", value, prog_bar=name == "loss")
+        means.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch_means("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch_means("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch_means("test")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images = batch[0]

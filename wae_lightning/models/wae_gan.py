@@ -98,8 +98,12 @@ class WAEGAN(AutoEncoderModule):
 
         self.log_terms("train", {**terms, **disc_terms}, len(images))
 
+    def networks(self) -> list[torch.nn.Module]:
+        return [*super().networks(), self.discriminator]
+
     def on_train_epoch_end(self) -> None:
         """Manual optimization steps no scheduler by itself: step each one once per epoch."""
+        super().on_train_epoch_end()
         schedulers = self.lr_schedulers()
         if schedulers is None:
             return
