@@ -49,17 +49,16 @@ class TermMeans(Metric):
 
     def __init__(self, count: int) -> None:
         super().__init__()
-        self.add_state(
-            "sums", default=torch.zeros(count, dtype=torch.float64), dist_reduce_fx="sum"
-        )
-        self.add_state("weight", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        # float32, not float64: every accelerator has it (Apple's MPS has no float64)
+        self.add_state("sums", default=torch.zeros(count), dist_reduce_fx="sum")
+        self.add_state("weight", default=torch.zeros(()), dist_reduce_fx="sum")
 
     def update(self, terms: Tensor, weight: int) -> None:
-        self.sums += terms.detach().double() * weight
+        self.sums += terms.detach().float() * weight
         self.weight += weight
 
     def compute(self) -> Tensor:
-        return (self.sums / self.weight).float()
+        return self.sums / self.weight
 
 
 class AutoEncoderModule(L.LightningModule):
