@@ -5,6 +5,7 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tests.conftest import CONF_DIR, compose_config
 from wae_lightning.data import AutoEncoderDataModule
@@ -49,13 +50,20 @@ def test_trainer_configs_compose_and_instantiate_where_the_hardware_allows(name,
 
 
 @pytest.mark.parametrize("name", options("logger"))
-def test_logger_and_callback_configs_instantiate(name, tiny_config):
+def test_logger_and_callback_configs_instantiate(name, tiny_config, tmp_path):
     cfg = tiny_config(f"logger={name}")
     loggers = instantiate_group(cfg.logger)
-    assert len(loggers) == 1 and type(loggers[0]).__name__.lower().startswith(name[:3])
-    callbacks = instantiate_group(cfg.callbacks)
-    names = {type(callback).__name__ for callback in callbacks}
-    assert {"ModelCheckpoint", "LearningRateMonitor", "ImageLogger"} <= names
+    expected = {"csv": CSVLogger, "tensorboard": TensorBoardLogger}[name]
+    assert len(loggers) == 1 and type(loggers[0]) is expected
+    defaults = compose_config([], tmp_path)  # the callbacks as shipped, none removed
+    names = {type(callback).__name__ for callback in instantiate_group(defaults.callbacks)}
+    assert names == {
+        "ModelCheckpoint",
+        "LearningRateMonitor",
+        "TQDMProgressBar",
+        "ImageLogger",
+        "InterruptedRunCheckpoint",
+    }
 
 
 def test_tutorial_preset_is_the_tutorial(tmp_path):

@@ -1,5 +1,6 @@
 """The training entry point: in-process runs of the real configs, and the command line itself."""
 
+import csv
 import json
 import os
 import subprocess
@@ -14,15 +15,20 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tests.conftest import DATA_DIR, REPO, TINY_OVERRIDES
 from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
+from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.models import VAE
-from wae_lightning.train import train
+from wae_lightning.train import main, train
 
 
 def read_csv_rows(output_dir: Path) -> list[dict[str, str]]:
-    import csv
-
     with open(output_dir / "csv" / "metrics.csv") as file:
         return list(csv.DictReader(file))
+
+
+def resume(tiny_config, checkpoint: Path, output_dir: Path, *overrides: str) -> dict:
+    """Train from ``checkpoint`` into ``output_dir``; return the run's metrics.json."""
+    train(tiny_config("logger=csv", f"ckpt_path={checkpoint}", *overrides, output_dir=output_dir))
+    return json.loads((output_dir / "metrics.json").read_text())
 
 
 @pytest.mark.parametrize("model_name", ["ae", "vae", "wae_gan"])
@@ -52,6 +58,13 @@ def test_a_run_writes_checkpoints_images_metrics_and_tensorboard(model_name, tin
     assert "hp/test/recon_mse" in scalars and events.PluginTagToContent("hparams")
 
 
+@pytest.mark.parametrize("metric", ["test/recon_mse", "val/kl"])
+def test_the_entry_point_returns_the_optimized_metric(metric, tiny_config, tmp_path):
+    """What @hydra.main hands a sweeper: the configured metric of this run."""
+    returned = main(tiny_config("model=vae", f"optimized_metric={metric}"))
+    assert returned == json.loads((tmp_path / "metrics.json").read_text())["metrics"][metric]
+
+
 def test_the_reference_dataloader_path_trains_too(tiny_config, tmp_path):
     metrics = train(tiny_config("model=wae_gan", "data.loader=dataloader", "data.num_workers=1"))
     assert metrics["test/recon_mse"] > 0 and metrics["train/disc_acc"] >= 0
@@ -61,8 +74,6 @@ def test_metrics_are_averaged_over_the_whole_epoch(tiny_config, tmp_path):
     """The logged epoch value is the mean over all batches, not the last batch's value."""
     train(tiny_config("logger=csv", "trainer.limit_val_batches=3", "data.eval_batch_size=100"))
     model = load_model(tmp_path / "checkpoints" / "last.ckpt").eval()
-    from wae_lightning.data import AutoEncoderDataModule
-
     datamodule = AutoEncoderDataModule(
         "mnist", DATA_DIR, batch_size=16, eval_batch_size=100, download=False
     )
@@ -83,16 +94,8 @@ def test_resuming_continues_at_the_saved_epoch_and_step(tiny_config, tmp_path):
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 6)  # 3 batches x 2 optimizers
 
     resumed = tmp_path / "resumed"
-    train(
-        tiny_config(
-            "model=wae_gan",
-            "logger=csv",
-            "trainer.max_epochs=2",
-            f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
-            output_dir=resumed,
-        )
-    )
-    summary = json.loads((resumed / "metrics.json").read_text())
+    last = first / "checkpoints" / "last.ckpt"
+    summary = resume(tiny_config, last, resumed, "model=wae_gan", "trainer.max_epochs=2")
     assert (summary["epochs"], summary["global_step"]) == (2, 12)
     trained_epochs = {row["epoch"] for row in read_csv_rows(resumed) if row.get("train/loss")}
     assert trained_epochs == {"1"}, "the resumed run trains only the epoch that was left"
@@ -112,17 +115,9 @@ def test_a_run_stopped_mid_epoch_leaves_a_checkpoint_that_resumes_there(tiny_con
     interrupted = stopped / "checkpoints" / "interrupted.ckpt"
     assert read_checkpoint(interrupted)["global_step"] == 4
 
-    resumed = tmp_path / "resumed"
-    train(
-        tiny_config(
-            "model=vae",
-            "logger=csv",
-            "trainer.limit_train_batches=6",
-            f"ckpt_path={interrupted}",
-            output_dir=resumed,
-        )
+    summary = resume(
+        tiny_config, interrupted, tmp_path / "resumed", "model=vae", "trainer.limit_train_batches=6"
     )
-    summary = json.loads((resumed / "metrics.json").read_text())
     assert (summary["epochs"], summary["global_step"]) == (1, 6), "the 2 remaining batches ran"
 
 
@@ -292,15 +287,3 @@ def test_ddp_config_trains_the_wae_gan_in_two_processes(tmp_path):
     # 3 batches per process and epoch, 2 optimizer steps per batch
     assert (summary["epochs"], summary["global_step"]) == (2, 12)
     assert summary["metrics"]["test/recon_mse"] > 0
-
-
-def test_the_benchmark_runs_in_tiny_mode_and_reports_every_model(capsys):
-    from wae_lightning import bench
-
-    rows = bench.main(["--tiny", "--data-dir", str(DATA_DIR), "--device", "cpu"])
-    assert [row["model"] for row in rows] == ["ae", "vae", "wae_gan"]
-    for row in rows:
-        assert row["tutorial"] > 0 and row["wae_lightning"] > 0
-        assert row["ratio"] == pytest.approx(row["wae_lightning"] / row["tutorial"])
-    table = capsys.readouterr().out
-    assert "| model | tutorial loop | wae_lightning | ratio |" in table and "| wae_gan |" in table

@@ -35,15 +35,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def model_class_name(model: AutoEncoderModule | type[AutoEncoderModule]) -> str:
-    cls = model if isinstance(model, type) else type(model)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def check_checkpoint_matches(path: str | Path, model: AutoEncoderModule) -> None:
     """Refuse to resume ``model`` from a checkpoint of another model type."""
     saved = read_checkpoint(path)[CHECKPOINT_MODEL_KEY]
-    if saved != model_class_name(model):
+    if saved != model.class_path():
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a {saved.rsplit('.', 1)[-1]} model, but this run "
             f"configures {type(model).__name__}: choose the model the checkpoint was trained "

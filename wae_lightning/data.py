@@ -31,6 +31,12 @@ LOADERS = ("tensor", "dataloader")
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+def ends_with_a_lone_image(count: int, batch_size: int) -> bool:
+    """Whether batching ``count`` images leaves a last batch of one, which BatchNorm cannot
+    normalise in training: such a batch is left out."""
+    return count % batch_size == 1
+
+
 class TensorBatches:
     """Batches cut from whole in-memory tensors: one indexing operation per batch.
 
@@ -56,10 +62,8 @@ class TensorBatches:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.passes = 0
-        per_process = -(-len(images) // world_size)
-        # a last training batch of one image cannot be batch-normalised: leave it out
-        self.drop_last = shuffle and per_process % batch_size == 1
-        self.per_process = per_process
+        self.per_process = -(-len(images) // world_size)
+        self.drop_last = shuffle and ends_with_a_lone_image(self.per_process, batch_size)
 
     def __len__(self) -> int:
         full, rest = divmod(self.per_process, self.batch_size)
@@ -132,8 +136,6 @@ class AutoEncoderDataModule(L.LightningDataModule):
             takes less than a quarter of the free accelerator memory (MNIST takes 55 MB), or
             ``true`` / ``false``.
     """
-
-    channels = 1
 
     def __init__(
         self,
@@ -298,8 +300,7 @@ class AutoEncoderDataModule(L.LightningDataModule):
             dataset,
             batch_size=batch_size,
             shuffle=training,
-            # a last training batch of one image cannot be batch-normalised: leave it out
-            drop_last=training and len(dataset) % batch_size == 1,
+            drop_last=training and ends_with_a_lone_image(len(dataset), batch_size),
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,
             persistent_workers=workers > 0,

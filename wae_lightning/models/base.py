@@ -222,7 +222,7 @@ class AutoEncoderModule(L.LightningModule):
         return self.add_reconstruction_terms(images, codes, terms)
 
     # ---- Lightning hooks ---------------------------------------------------------------------
-    def log_terms(self, stage: str, terms: Mapping[str, Tensor], batch_size: int) -> None:
+    def accumulate_terms(self, stage: str, terms: Mapping[str, Tensor], batch_size: int) -> None:
         """Add a batch's terms to the stage's epoch means (logged by ``log_epoch_means``)."""
         values = torch.stack([terms[name].float() for name in self.loss_terms_logged])
         self.term_means[f"{stage}_terms"].update(values, batch_size)
@@ -248,14 +248,14 @@ class AutoEncoderModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images = batch[0]
         terms = self.loss_terms(images)
-        self.log_terms("train", terms, len(images))
+        self.accumulate_terms("train", terms, len(images))
         return terms["loss"]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self.log_terms("val", self.loss_terms(batch[0]), len(batch[0]))
+        self.accumulate_terms("val", self.loss_terms(batch[0]), len(batch[0]))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self.log_terms("test", self.loss_terms(batch[0]), len(batch[0]))
+        self.accumulate_terms("test", self.loss_terms(batch[0]), len(batch[0]))
 
     def optimizer_config(
         self,
@@ -288,5 +288,10 @@ class AutoEncoderModule(L.LightningModule):
         parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
         return self.optimizer_config(parameters, self.optimizer_factory, "autoencoder")
 
+    @classmethod
+    def class_path(cls) -> str:
+        """``module.Class``: what checkpoints record, to load or resume as the right model."""
+        return f"{cls.__module__}.{cls.__qualname__}"
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_MODEL_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint[CHECKPOINT_MODEL_KEY] = self.class_path()

@@ -96,7 +96,7 @@ class WAEGAN(AutoEncoderModule):
             autoencoder_optimizer.step()
             autoencoder_optimizer.zero_grad(set_to_none=True)
 
-        self.log_terms("train", {**terms, **disc_terms}, len(images))
+        self.accumulate_terms("train", {**terms, **disc_terms}, len(images))
 
     def networks(self) -> list[torch.nn.Module]:
         return [*super().networks(), self.discriminator]
