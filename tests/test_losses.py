@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from wae_lightning.losses import ReconstructionCost, gaussian_kl_to_prior
+from wae_lightning.losses import IMQ_SCALES, ReconstructionCost, gaussian_kl_to_prior, mmd_imq
 
 PIXELS = 28 * 28
 
@@ -59,3 +59,40 @@ def test_per_image_terms_follow_the_reduction():
 def test_bad_reconstruction_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ReconstructionCost(PIXELS, **kwargs)
+
+
+def test_mmd_matches_a_direct_double_loop():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 3, generator=generator)
+    y = torch.randn(5, 3, generator=generator) + 0.5
+    sigma = 1.5
+
+    def k(a, b):
+        distance = (a - b).square().sum()
+        return sum(2 * 3 * sigma**2 * s / (2 * 3 * sigma**2 * s + distance) for s in IMQ_SCALES)
+
+    def mean_over(pairs):
+        return sum(pairs) / len(pairs)
+
+    expected = (
+        mean_over([k(x[i], x[j]) for i in range(7) for j in range(7) if i != j])
+        + mean_over([k(y[i], y[j]) for i in range(5) for j in range(5) if i != j])
+        - 2 * mean_over([k(x[i], y[j]) for i in range(7) for j in range(5)])
+    )
+    torch.testing.assert_close(mmd_imq(x, y, sigma, block_size=2), expected)
+    torch.testing.assert_close(mmd_imq(x, y, sigma), expected)
+
+
+def test_mmd_is_about_zero_for_one_distribution_and_grows_with_a_mean_shift():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(2000, 8, generator=generator)
+    y = torch.randn(2000, 8, generator=generator)
+    same = mmd_imq(x, y)
+    shifts = [float(mmd_imq(x, y + shift)) for shift in (0.25, 0.5, 1.0)]
+    assert abs(same) < 2e-3
+    assert shifts[0] > 10 * abs(same) and shifts[0] < shifts[1] < shifts[2]
+
+
+def test_mmd_needs_two_samples_on_each_side():
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        mmd_imq(torch.zeros(1, 2), torch.zeros(3, 2))
