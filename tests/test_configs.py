@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tests.conftest import CONF_DIR, compose_config
 from wae_lightning.data import AutoEncoderDataModule
-from wae_lightning.models import AE, VAE, WAEGAN
+from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
 from wae_lightning.train import instantiate_group
 
 
@@ -18,14 +18,16 @@ def options(group: str) -> list[str]:
 
 
 def test_the_documented_options_exist():
-    assert options("model") == ["ae", "vae", "wae_gan"]
+    assert options("model") == ["ae", "vae", "wae_gan", "wae_mmd"]
     assert options("data") == ["fashion_mnist", "mnist"]
     assert options("trainer") == ["cpu", "ddp", "default", "gpu"]
     assert options("logger") == ["csv", "tensorboard"]
-    assert options("experiment") == ["demo", "tutorial"]
+    assert options("experiment") == ["demo", "paper", "paper_fashion_mnist", "tutorial"]
 
 
-@pytest.mark.parametrize(("name", "cls"), [("ae", AE), ("vae", VAE), ("wae_gan", WAEGAN)])
+@pytest.mark.parametrize(
+    ("name", "cls"), [("ae", AE), ("vae", VAE), ("wae_gan", WAEGAN), ("wae_mmd", WAEMMD)]
+)
 def test_model_configs_instantiate(name, cls, tiny_config):
     model = instantiate(tiny_config(f"model={name}").model, _convert_="all")
     assert type(model) is cls
@@ -76,8 +78,47 @@ def test_tutorial_preset_is_the_tutorial(tmp_path):
         1.0,
     )
     assert cfg.model.optimizer.lr == cfg.model.discriminator_optimizer.lr == 2e-4
-    assert (cfg.model.scheduler.step_size, cfg.model.scheduler.gamma) == (30, 0.5)
+    assert (cfg.model.scheduler.milestones, cfg.model.scheduler.factors) == ([30], [0.5])
     assert (cfg.model.reconstruction.cost, cfg.model.reconstruction.reduction) == ("bce", "mean")
+
+
+@pytest.mark.parametrize("model_name", ["ae", "vae", "wae_gan", "wae_mmd"])
+def test_paper_preset_is_the_wae_papers_mnist_setup(model_name, tmp_path):
+    cfg = compose_config(["experiment=paper", f"model={model_name}"], tmp_path)
+    assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.data.dataset) == (100, 100, "mnist")
+    model = cfg.model
+    assert (model.architecture, model.dim_h, model.n_z, model.prior_sigma) == ("paper", 128, 8, 1.0)
+    assert dict(model.reconstruction) == {"cost": "mse", "reduction": "sum", "weight": 0.05}
+    assert model.optimizer.lr == 1e-3 and list(model.optimizer.betas) == [0.5, 0.999]
+    assert (list(model.scheduler.milestones), list(model.scheduler.factors)) == (
+        [30, 50],
+        [0.5, 0.2],
+    )
+    assert model.encoder_pretraining_steps > 0
+    if model_name.startswith("wae"):
+        assert model.penalty_weight == 10.0
+    if model_name == "wae_gan":
+        assert model.discriminator_optimizer.lr == 5e-4
+        assert list(model.discriminator_optimizer.betas) == [0.5, 0.999]
+        assert model.discriminator_width is None and model.discriminator_depth == 4  # 4 * 128 = 512
+    built = instantiate(
+        compose_config(
+            ["experiment=paper", f"model={model_name}", "model.dim_h=4"], tmp_path
+        ).model,
+        _convert_="all",
+    )
+    assert built.hparams.architecture == "paper"
+    fashion = compose_config(["experiment=paper_fashion_mnist", f"model={model_name}"], tmp_path)
+    assert fashion.data.dataset == "fashion_mnist" and fashion.model.n_z == 8
+
+
+def test_the_tutorial_keeps_its_lambdas_outside_the_paper_preset(tmp_path):
+    assert compose_config(["model=wae_gan"], tmp_path).model.penalty_weight == 0.01
+    assert compose_config(["model=wae_mmd"], tmp_path).model.penalty_weight == 1.0
+    assert (
+        compose_config(["model=wae_gan", "model.penalty_weight=3"], tmp_path).model.penalty_weight
+        == 3
+    )
 
 
 def test_demo_preset_is_small(tmp_path):

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from wae_lightning.data import AutoEncoderDataModule
-from wae_lightning.models import AE, VAE, WAEGAN
+from wae_lightning.losses import mmd_imq
+from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
+from wae_lightning.models.base import step_decay
 
-MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN}
+MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN, "wae_mmd": WAEMMD}
 
 
 def tiny(model_name: str, **kwargs) -> AE:
@@ -244,6 +246,9 @@ def test_prior_samples_have_the_configured_spread():
         ("vae", {"beta": -1.0}, "beta"),
         ("wae_gan", {"penalty_weight": -0.5}, "penalty_weight"),
         ("wae_gan", {"prior_sigma": -1.0}, "prior_sigma must be > 0"),
+        ("wae_mmd", {"penalty_weight": -1.0}, "penalty_weight"),
+        ("ae", {"architecture": "resnet"}, "architecture must be one of"),
+        ("ae", {"encoder_pretraining_steps": -1}, "encoder_pretraining_steps"),
         ("ae", {"optimizer": partial(torch.optim.Adam, lr=0.0)}, "learning rate must be > 0"),
         (
             "wae_gan",
@@ -379,3 +384,65 @@ def test_trains_on_the_gpu_in_bf16(model_name, data_dir):
     codes, _ = model.cuda().encode_for_loss(torch.rand(4, 1, 28, 28, device="cuda"))
     assert codes.device.type == "cuda"
     assert all(optimizer.defaults.get("fused") for optimizer in trainer.optimizers)
+
+
+def test_wae_mmd_penalty_is_lambda_times_the_mmd_to_a_prior_sample():
+    model = tiny("wae_mmd", penalty_weight=3.0, prior_sigma=1.5)
+    images = torch.rand(16, 1, 28, 28)
+    torch.manual_seed(5)
+    codes, terms = model.encode_for_loss(images)
+    torch.manual_seed(5)
+    expected = mmd_imq(codes, model.sample_prior(16), prior_sigma=1.5)
+    torch.testing.assert_close(terms["mmd"], expected)
+    torch.testing.assert_close(terms["penalty"], 3.0 * expected)
+
+
+def test_step_decay_divides_by_2_at_30_and_by_5_more_at_50():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = step_decay(optimizer, milestones=[30, 50], factors=[0.5, 0.2])
+    rates = []
+    for _ in range(60):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[29] == pytest.approx(1e-3) and rates[30] == pytest.approx(5e-4)
+    assert rates[49] == pytest.approx(5e-4) and rates[50] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="increasing milestones, one factor each"):
+        step_decay(optimizer, milestones=[50, 30], factors=[0.5, 0.2])
+
+
+@pytest.mark.parametrize("model_name", ["wae_gan", "wae_mmd"])
+def test_the_paper_networks_train_a_few_steps_at_reduced_width(model_name, data_dir):
+    L.seed_everything(0)
+    model = MODELS[model_name](dim_h=8, n_z=8, architecture="paper", penalty_weight=10.0)
+    assert model.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    trainer = cpu_trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=1)
+    trainer.fit(model, datamodule=datamodule)
+    assert torch.isfinite(trainer.callback_metrics["val/loss"])
+
+
+def test_encoder_pretraining_brings_the_codes_to_the_priors_mean_and_covariance(data_dir):
+    L.seed_everything(0)
+    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=64, download=False)
+    images = datamodule.example_images(512, split="train")
+
+    def distance_to_prior(model) -> float:
+        model.eval()
+        with torch.no_grad():
+            codes = model.encode(images)
+        return float(codes.mean(0).square().sum() + (codes.T.cov() - torch.eye(8)).square().sum())
+
+    plain = tiny("wae_mmd")
+    pretrained = tiny(
+        "wae_mmd",
+        encoder_pretraining_steps=100,
+        optimizer=partial(torch.optim.Adam, lr=1e-3),  # the paper's
+    )
+    pretrained.load_state_dict(plain.state_dict())
+    before = distance_to_prior(plain)
+    trainer = cpu_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(pretrained.train(), datamodule=datamodule)
+    # 100 pre-training steps, then one training batch
+    after = distance_to_prior(pretrained)
+    assert after < 0.2 * before, (before, after)

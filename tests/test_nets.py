@@ -71,3 +71,30 @@ def test_widths_are_configurable():
 def test_non_positive_widths_are_rejected(bad):
     with pytest.raises(ValueError, match="dim_h must be a positive integer"):
         Encoder(dim_h=bad)
+
+
+def test_the_paper_networks_have_the_papers_shapes():
+    """Tolstikhin et al., MNIST: 128-1024 filters, latent 8, 7x7x1024 -> 14x14x512 -> 28x28x256."""
+    encoder = Encoder(1, 128, 8, architecture="paper")
+    convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [128, 256, 512, 1024]
+    assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) for c in convs)
+    norms = [m.num_features for m in encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms == [128, 256, 512, 1024], "BatchNorm after every convolution"
+    codes = encoder(torch.rand(2, 1, 28, 28))
+    assert codes.shape == (2, 8)
+
+    decoder = Decoder(1, 128, 8, architecture="paper")
+    shapes = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:])))
+        for m in decoder.modules()
+        if isinstance(m, nn.ConvTranspose2d)
+    ]
+    assert decoder(codes).shape == (2, 1, 28, 28)
+    for hook in hooks:
+        hook.remove()
+    assert decoder.project[0].out_features == 1024 * 7 * 7
+    assert shapes == [(512, 14, 14), (256, 28, 28), (1, 28, 28)]
+    strides = [m.stride for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert strides == [(2, 2), (2, 2), (1, 1)]

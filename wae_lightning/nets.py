@@ -12,7 +12,17 @@ IMAGE_SIZE = 28
 """Side of the square images the encoder and decoder are built for (MNIST, Fashion-MNIST)."""
 
 _DECODER_BASE_SIZE = 7
-"""Side of the feature map the decoder's linear layer produces: 7 -> 10 -> 13 -> 28."""
+"""Side of the feature map the decoder's linear layer produces (then up to 28)."""
+
+ARCHITECTURES = ("tutorial", "paper")
+"""``tutorial``: the tutorial's networks; ``paper``: the WAE paper's MNIST (DCGAN-style) ones."""
+
+
+def _check_architecture(architecture: str) -> None:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}: set model.architecture"
+        )
 
 
 def _check_positive(**values: int) -> None:
@@ -25,17 +35,26 @@ class Encoder(nn.Module):
     """Four stride-2 convolutions (dim_h, 2, 4, 8 x dim_h channels), then a linear map.
 
     ``out_features`` is the latent size for deterministic encoders and twice that for the VAE,
-    whose encoder emits a mean and a log-variance per latent dimension.
+    whose encoder emits a mean and a log-variance per latent dimension. Each convolution but
+    the first is batch-normalised; with ``architecture="paper"`` the first too (the WAE
+    paper's encoder is this one with dim_h = 128: 128, 256, 512, 1024 filters).
     """
 
-    def __init__(self, channels: int = 1, dim_h: int = 40, out_features: int = 20) -> None:
+    def __init__(
+        self,
+        channels: int = 1,
+        dim_h: int = 40,
+        out_features: int = 20,
+        architecture: str = "tutorial",
+    ) -> None:
         super().__init__()
         _check_positive(channels=channels, dim_h=dim_h, out_features=out_features)
+        _check_architecture(architecture)
         widths = [channels, dim_h, dim_h * 2, dim_h * 4, dim_h * 8]
         layers: list[nn.Module] = []
         for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers.append(nn.Conv2d(width_in, width_out, 4, stride=2, padding=1, bias=False))
-            if index > 0:
+            if index > 0 or architecture == "paper":
                 layers.append(nn.BatchNorm2d(width_out))
             layers.append(nn.ReLU(inplace=True))
         self.features = nn.Sequential(*layers)
@@ -52,23 +71,38 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Linear map to an 8*dim_h x 7 x 7 map, then transposed convolutions up to 28 x 28 logits."""
+    """Linear map to an 8*dim_h x 7 x 7 map, then transposed convolutions up to 28 x 28 logits.
 
-    def __init__(self, channels: int = 1, dim_h: int = 40, n_z: int = 20) -> None:
+    ``architecture="tutorial"``: 7 -> 10 -> 13 (kernel 4, stride 1) -> 28 (stride 2).
+    ``architecture="paper"``: 7 -> 14 -> 28 (kernel 4, stride 2), then a stride-1 transposed
+    convolution to the image (kernel 5, padding 2, which keeps 28 x 28); with dim_h = 128 the
+    maps are 7x7x1024, 14x14x512 and 28x28x256, as in the WAE paper.
+    """
+
+    def __init__(
+        self, channels: int = 1, dim_h: int = 40, n_z: int = 20, architecture: str = "tutorial"
+    ) -> None:
         super().__init__()
         _check_positive(channels=channels, dim_h=dim_h, n_z=n_z)
+        _check_architecture(architecture)
         self.base_channels = dim_h * 8
         self.project = nn.Sequential(
             nn.Linear(n_z, self.base_channels * _DECODER_BASE_SIZE**2), nn.ReLU(inplace=True)
         )
+        if architecture == "paper":
+            first = second = {"kernel_size": 4, "stride": 2, "padding": 1}
+            last = {"kernel_size": 5, "stride": 1, "padding": 2}
+        else:
+            first = second = {"kernel_size": 4}
+            last = {"kernel_size": 4, "stride": 2}
         self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(dim_h * 8, dim_h * 4, 4),
+            nn.ConvTranspose2d(dim_h * 8, dim_h * 4, **first),
             nn.BatchNorm2d(dim_h * 4),
             nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(dim_h * 4, dim_h * 2, 4),
+            nn.ConvTranspose2d(dim_h * 4, dim_h * 2, **second),
             nn.BatchNorm2d(dim_h * 2),
             nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(dim_h * 2, channels, 4, stride=2),
+            nn.ConvTranspose2d(dim_h * 2, channels, **last),
         )
 
     def forward(self, codes: Tensor) -> Tensor:

@@ -4,5 +4,6 @@ from wae_lightning.models.ae import AE
 from wae_lightning.models.base import AutoEncoderModule
 from wae_lightning.models.vae import VAE
 from wae_lightning.models.wae_gan import WAEGAN
+from wae_lightning.models.wae_mmd import WAEMMD
 
-__all__ = ["AE", "VAE", "WAEGAN", "AutoEncoderModule"]
+__all__ = ["AE", "VAE", "WAEGAN", "WAEMMD", "AutoEncoderModule"]

@@ -9,3 +9,5 @@ class AE(AutoEncoderModule):
     Its codes follow no prior, so ``sample`` shows what decoding N(0, sigma^2 I) gives when
     nothing pushed the codes there: the baseline the VAE and WAE improve on.
     """
+
+    display_name = "AE"

@@ -5,7 +5,9 @@ WAE-GAN, in the optimization step. A subclass says which codes its reconstructio
 what its penalty is (``encode_for_loss``); everything else lives here.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -14,11 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torchmetrics import Metric
 
+from wae_lightning.data import to_float_images
 from wae_lightning.losses import ReconstructionCost
 from wae_lightning.nets import IMAGE_SIZE, Decoder, Encoder
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -36,6 +41,25 @@ def check_learning_rate(factory: OptimizerFactory | None, option: str) -> None:
     lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
     if lr is not None and not lr > 0:
         raise ValueError(f"learning rate must be > 0, got {lr!r}: set {option}.lr")
+
+
+def step_decay(
+    optimizer: Optimizer, milestones: Sequence[int] = (30,), factors: Sequence[float] = (0.5,)
+) -> LambdaLR:
+    """Multiply the learning rate by ``factors[i]`` from epoch ``milestones[i]`` on, cumulatively.
+
+    The tutorial's StepLR(30, 0.5) over 50 epochs is ``milestones=[30], factors=[0.5]``; the WAE
+    paper divides by 2 at epoch 30 and by 5 more at epoch 50: ``[30, 50], [0.5, 0.2]``.
+    """
+    if len(milestones) != len(factors) or list(milestones) != sorted(milestones):
+        raise ValueError(
+            f"step_decay needs increasing milestones, one factor each; got {list(milestones)} and "
+            f"{list(factors)}: set model.scheduler.milestones and model.scheduler.factors"
+        )
+    steps = list(zip(milestones, factors, strict=True))
+    return LambdaLR(
+        optimizer, lambda epoch: math.prod(factor for start, factor in steps if epoch >= start)
+    )
 
 
 class TermMeans(Metric):
@@ -80,7 +104,15 @@ class AutoEncoderModule(L.LightningModule):
             The networks are compiled one by one, not the whole module: compiling the module
             breaks the WAE-GAN's toggled optimizers. Parameter names, and so checkpoints, do
             not change.
+        architecture: ``"tutorial"`` or ``"paper"`` (the WAE paper's MNIST networks; see
+            :mod:`wae_lightning.nets`).
+        encoder_pretraining_steps: before the first epoch of a new run, train the encoder alone
+            for this many batches to give its codes the prior's mean and covariance (the WAE
+            authors' pre-training); 0 skips it.
     """
+
+    display_name = "auto-encoder"
+    """The model's name in figures and reports."""
 
     loss_terms_logged: tuple[str, ...] = ("loss", "recon", "recon_mse")
     """Names of the terms this model logs under ``train/``, ``val/`` and ``test/``."""
@@ -99,6 +131,8 @@ class AutoEncoderModule(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         channels_last: bool = False,
         compile_mode: str | None = None,
+        architecture: str = "tutorial",
+        encoder_pretraining_steps: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(n_z, int) or isinstance(n_z, bool) or n_z < 1:
@@ -108,6 +142,11 @@ class AutoEncoderModule(L.LightningModule):
         if not prior_sigma > 0:
             raise ValueError(f"prior_sigma must be > 0, got {prior_sigma!r}: set model.prior_sigma")
         check_learning_rate(optimizer, "model.optimizer")
+        if not isinstance(encoder_pretraining_steps, int) or encoder_pretraining_steps < 0:
+            raise ValueError(
+                f"encoder_pretraining_steps must be an integer >= 0, got "
+                f"{encoder_pretraining_steps!r}: set model.encoder_pretraining_steps"
+            )
         if compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}: set model.compile_mode"
@@ -117,8 +156,8 @@ class AutoEncoderModule(L.LightningModule):
         self.save_hyperparameters(
             ignore=["optimizer", "scheduler", "discriminator_optimizer"], logger=False
         )
-        self.encoder = Encoder(channels, dim_h, n_z * self.encoder_outputs_per_latent)
-        self.decoder = Decoder(channels, dim_h, n_z)
+        self.encoder = Encoder(channels, dim_h, n_z * self.encoder_outputs_per_latent, architecture)
+        self.decoder = Decoder(channels, dim_h, n_z, architecture)
         self.reconstruction_cost = ReconstructionCost(
             pixels=channels * IMAGE_SIZE * IMAGE_SIZE, **(reconstruction or {})
         )
@@ -220,6 +259,40 @@ class AutoEncoderModule(L.LightningModule):
     def loss_terms(self, images: Tensor) -> dict[str, Tensor]:
         codes, terms = self.encode_for_loss(images)
         return self.add_reconstruction_terms(images, codes, terms)
+
+    # ---- encoder pre-training ----------------------------------------------------------------
+    def on_train_start(self) -> None:
+        if self.hparams.encoder_pretraining_steps and self.trainer.global_step == 0:
+            self.pretrain_encoder(self.hparams.encoder_pretraining_steps)
+
+    def pretrain_encoder(self, steps: int) -> Tensor:
+        """Fit the codes' batch mean and covariance to the prior's; return the last loss.
+
+        The WAE authors start training from such an encoder, so that the penalty begins from
+        codes near the prior. Each step compares a training batch's codes with a prior sample
+        of the same size. Under data parallelism every process then takes rank 0's encoder.
+        """
+        optimizer = self.optimizer_factory(self.encoder.parameters())
+        loss = torch.zeros(())
+        done = 0
+        while done < steps:
+            for images, _ in self.trainer.train_dataloader:
+                codes = self.encode(to_float_images(images.to(self.device)))
+                prior = self.sample_prior(len(codes))
+                loss = (codes.mean(0) - prior.mean(0)).square().mean() + (
+                    codes.T.cov() - prior.T.cov()
+                ).square().mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                done += 1
+                if done == steps:
+                    break
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for tensor in self.encoder.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+        log.info("Encoder pre-trained for %d steps; last mean/covariance loss %.4g", steps, loss)
+        return loss.detach()
 
     # ---- Lightning hooks ---------------------------------------------------------------------
     def accumulate_terms(self, stage: str, terms: Mapping[str, Tensor], batch_size: int) -> None:

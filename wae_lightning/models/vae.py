@@ -19,6 +19,7 @@ class VAE(AutoEncoderModule):
     The logged ``kl`` is always the raw per-image KL in nats.
     """
 
+    display_name = "VAE"
     loss_terms_logged = (*AutoEncoderModule.loss_terms_logged, "kl", "penalty")
     encoder_outputs_per_latent = 2
 

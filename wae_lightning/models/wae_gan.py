@@ -33,6 +33,7 @@ class WAEGAN(AutoEncoderModule):
         kwargs: the arguments of :class:`AutoEncoderModule`.
     """
 
+    display_name = "WAE-GAN"
     loss_terms_logged = (*AutoEncoderModule.loss_terms_logged, "penalty", "disc_loss", "disc_acc")
 
     def __init__(
