@@ -16,6 +16,27 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 DATA_DIR = Path(os.environ.get("WAE_TEST_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
 
+TINY_EVALUATION = [
+    "evaluation.test_images=400",
+    "evaluation.train_images=400",
+    "evaluation.num_generated=400",
+    "evaluation.kid_subsets=5",
+    "evaluation.kid_subset_size=100",
+    "evaluation.embedding_points=100",
+    "evaluation.mmd_samples=200",
+    "evaluation.batch_size=200",
+    "evaluation.num_figure_samples=16",
+    "evaluation.progress=false",
+    # a classifier trained on 40 batches: far below the real one, far above chance
+    "evaluation.classifier.epochs=1",
+    "evaluation.classifier.limit_batches=40",
+    "evaluation.classifier.min_accuracy=0.5",
+]
+"""An evaluation that takes seconds: few images, and a classifier trained for a few seconds."""
+
+TINY_CLASSIFIER = {"epochs": 1, "limit_batches": 40, "min_accuracy": 0.5, "progress": False}
+"""The same classifier, as keyword arguments of ``load_feature_network``."""
+
 TINY_OVERRIDES = [
     "model.dim_h=4",
     "model.n_z=4",
@@ -31,8 +52,12 @@ TINY_OVERRIDES = [
     "callbacks.image_logger.num_samples=4",
     "~callbacks.progress_bar",
     "+trainer.enable_progress_bar=false",
+    "evaluate=false",
+    *TINY_EVALUATION,
 ]
-"""Overrides that make any run of the real configs take seconds on a 2-core CPU."""
+"""Overrides that make any run of the real configs take seconds on a 2-core CPU.
+
+Runs are not evaluated unless a test says ``evaluate=true``; then on a few hundred images."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,13 +105,25 @@ def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
     return cfg
 
 
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of tiny feature classifiers for the whole session: each is trained once."""
+    return tmp_path_factory.mktemp("classifier_cache")
+
+
 @pytest.fixture
-def tiny_config(tmp_path: Path) -> Callable[..., DictConfig]:
+def tiny_config(tmp_path: Path, classifier_cache: Path) -> Callable[..., DictConfig]:
     """Build a tiny training config: tiny_config("model=vae", ..., output_dir=...)."""
 
     def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
         return compose_config(
-            [f"paths.data_dir={DATA_DIR}", *TINY_OVERRIDES, *overrides], output_dir or tmp_path
+            [
+                f"paths.data_dir={DATA_DIR}",
+                f"evaluation.classifier.cache_dir={classifier_cache}",
+                *TINY_OVERRIDES,
+                *overrides,
+            ],
+            output_dir or tmp_path,
         )
 
     return make

@@ -244,20 +244,6 @@ def run_cli(*overrides: str, cwd: Path, multirun: bool = False) -> subprocess.Co
 
 
 @pytest.mark.slow
-def test_a_two_job_multirun_writes_each_job_to_its_own_folder(tmp_path):
-    result = run_cli(
-        "model=ae,wae_gan", f"hydra.sweep.dir={tmp_path}", "logger=csv", cwd=REPO, multirun=True
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
-    assert jobs == ["0_ae_mnist", "1_wae_gan_mnist"]
-    models = {json.loads((tmp_path / job / "metrics.json").read_text())["model"] for job in jobs}
-    assert models == {"AE", "WAEGAN"}
-    for job in jobs:
-        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
-
-
-@pytest.mark.slow
 def test_the_command_line_explains_bad_input(tmp_path):
     result = run_cli("model=vea", f"hydra.run.dir={tmp_path}", cwd=REPO)
     assert result.returncode != 0

@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from wae_lightning.checkpoints import check_checkpoint_matches
+from wae_lightning.evaluation import EVALUATION_DIR, Evaluator, metric_names
 from wae_lightning.models.base import AutoEncoderModule
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,10 @@ def check_run_settings(cfg: DictConfig, model: AutoEncoderModule) -> None:
     stages = [
         stage for stage, on in (("train", cfg.train), ("val", cfg.train), ("test", cfg.test)) if on
     ]
-    stage, _, term = cfg.optimized_metric.partition("/")
-    if stage not in stages or term not in model.loss_terms_logged:
-        known = [f"{stage}/{term}" for stage in stages for term in model.loss_terms_logged]
+    known = [f"{stage}/{term}" for stage in stages for term in model.loss_terms_logged]
+    if cfg.evaluate:
+        known += [f"eval/{name}" for name in metric_names(model)]
+    if cfg.optimized_metric not in known:
         raise ValueError(
             f"optimized_metric={cfg.optimized_metric!r} is not logged by {type(model).__name__} "
             f"with train={cfg.train} and test={cfg.test}; choose one of {known}"
@@ -59,6 +61,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     the run's folder.
     """
     L.seed_everything(cfg.seed, workers=True)
+    evaluator: Evaluator | None = (
+        instantiate(cfg.evaluation, _convert_="all") if cfg.evaluate else None
+    )
     # Plain dicts, not DictConfigs, so that checkpoints hold only what weights_only loading accepts.
     datamodule = instantiate(cfg.data, _convert_="all")
     model = instantiate(cfg.model, _convert_="all")
@@ -101,9 +106,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         write_summary(trainer, output_dir, summary)
 
+    if evaluator is not None and trainer.is_global_zero:
+        # the finished fit and test are on disk already: a failing evaluation cannot lose them
+        evaluation = evaluator.run(
+            model,
+            datamodule,
+            output_dir / EVALUATION_DIR,
+            writer=tensorboard_writer(loggers),
+            run_dir=output_dir,
+            step=trainer.global_step,
+            checkpoint=summary.get("tested_checkpoint", test_checkpoint or "final weights"),
+        )
+        summary["metrics"].update({f"eval/{k}": v for k, v in evaluation["metrics"].items()})
+        write_summary(trainer, output_dir, summary)
+
     log_hyperparameters(cfg, loggers, summary["metrics"])
     log.info("Done; results in %s", output_dir / METRICS_FILE)
     return summary["metrics"]
+
+
+def tensorboard_writer(loggers: list[Logger]) -> Any:
+    """The SummaryWriter of the run's TensorBoard logger, if it has one."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
 
 
 def write_summary(trainer: L.Trainer, output_dir: Path, summary: dict[str, Any]) -> None:
@@ -124,7 +151,9 @@ def log_hyperparameters(cfg: DictConfig, loggers: list[Logger], metrics: dict[st
     }
     # "hp/" names keep the HPARAMS tab's columns apart from the curves of the same metrics.
     final = {
-        f"hp/{name}": value for name, value in metrics.items() if name.startswith(("val/", "test/"))
+        f"hp/{name}": value
+        for name, value in metrics.items()
+        if name.startswith(("val/", "test/", "eval/"))
     }
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):

@@ -1,0 +1,209 @@
+"""Evaluation: the FID feature network, the metrics, the figures and `python -m wae_lightning.evaluate`."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.errors import InstantiationException
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from tests.conftest import CONF_DIR, DATA_DIR, TINY_CLASSIFIER, TINY_EVALUATION
+from wae_lightning import features
+from wae_lightning.checkpoints import CheckpointError, read_checkpoint
+from wae_lightning.data import to_float_images
+from wae_lightning.evaluate import evaluate
+from wae_lightning.evaluation import FIGURE_DATA_FILE, metric_names
+from wae_lightning.features import FrozenFeatures, load_feature_network
+from wae_lightning.models import VAE
+from wae_lightning.train import train
+
+RUN_FIGURES = {
+    "reconstructions.png",
+    "interpolations.png",
+    "tsne.png",
+    "pca.png",
+    "training_curves.png",
+    "prior_samples.png",
+    "gmm_samples.png",
+}
+
+
+@pytest.fixture(scope="module")
+def feature_network(classifier_cache) -> tuple[FrozenFeatures, dict]:
+    return load_feature_network("mnist", DATA_DIR, classifier_cache, **TINY_CLASSIFIER)
+
+
+@pytest.fixture(scope="module")
+def test_images(mnist) -> torch.Tensor:
+    return to_float_images(mnist.splits["test"].tensors[0][:2000])
+
+
+def fid(network: FrozenFeatures, real: torch.Tensor, fake: torch.Tensor) -> float:
+    metric = FrechetInceptionDistance(network)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return float(metric.compute())
+
+
+def test_fid_is_about_zero_for_a_set_against_itself_and_large_for_noise(
+    feature_network, test_images
+):
+    network, _ = feature_network
+    first, second = test_images[:1000], test_images[1000:]
+    same = fid(network, first, first)
+    other_half = fid(network, first, second)
+    noise = fid(network, first, torch.rand_like(first))
+    assert abs(same) < 1e-3 * other_half
+    assert noise > 20 * other_half, (other_half, noise)
+
+
+def test_the_feature_network_is_frozen_and_stays_in_eval_mode(feature_network):
+    network, record = feature_network
+    network.train()
+    assert not network.training and not any(m.training for m in network.modules())
+    assert not any(p.requires_grad for p in network.parameters())
+    assert record["accuracy"] >= TINY_CLASSIFIER["min_accuracy"]
+    assert Path(record["file"]).is_file()
+
+
+def test_the_cached_classifier_is_reused(feature_network, classifier_cache, monkeypatch):
+    network, record = feature_network
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached classifier was trained again")
+
+    monkeypatch.setattr(features, "train_classifier", no_training)
+    again, again_record = load_feature_network(
+        "mnist", DATA_DIR, classifier_cache, **TINY_CLASSIFIER
+    )
+    assert again_record == record
+    for mine, theirs in zip(
+        network.state_dict().values(), again.state_dict().values(), strict=True
+    ):
+        assert torch.equal(mine, theirs)
+    # other settings are another classifier: it would be trained
+    with pytest.raises(AssertionError, match="trained again"):
+        load_feature_network("mnist", DATA_DIR, classifier_cache, **{**TINY_CLASSIFIER, "seed": 1})
+
+
+def test_a_classifier_below_the_accuracy_fid_needs_is_refused(feature_network, classifier_cache):
+    _, record = feature_network
+    assert record["accuracy"] < features.MIN_ACCURACY["mnist"]  # a tiny classifier
+    with pytest.raises(ValueError, match="below the 0.99 that FID features need"):
+        load_feature_network(
+            "mnist", DATA_DIR, classifier_cache, **{**TINY_CLASSIFIER, "min_accuracy": None}
+        )
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory, classifier_cache):
+    """A tiny VAE trained for 2 epochs and evaluated after its test, as a run does."""
+    from tests.conftest import TINY_OVERRIDES, compose_config
+
+    output_dir = tmp_path_factory.mktemp("evaluated_vae")
+    cfg = compose_config(
+        [
+            f"paths.data_dir={DATA_DIR}",
+            f"evaluation.classifier.cache_dir={classifier_cache}",
+            *TINY_OVERRIDES,
+            "model=vae",
+            "trainer.max_epochs=2",
+            "evaluate=true",
+            "optimized_metric=eval/fid_prior",
+        ],
+        output_dir,
+    )
+    return output_dir, train(cfg)
+
+
+def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
+    output_dir, metrics = evaluated_run
+    evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
+    model = VAE(dim_h=4, n_z=4)
+    expected = set(metric_names(model)) | {f"kid_{s}_std" for s in ("recon", "prior", "gmm")}
+    assert set(evaluation["metrics"]) == expected
+    assert all(np.isfinite(value) for value in evaluation["metrics"].values())
+    for name, value in evaluation["metrics"].items():
+        assert metrics[f"eval/{name}"] == value  # also in the run's metrics.json, for sweepers
+    values = evaluation["metrics"]
+    assert 0 < values["recon_mse"] < 0.25 and 0 < values["recon_ssim"] < 1
+    assert values["fid_prior"] > values["fid_train_images"] >= 0
+    assert 0 <= values["active_units"] <= 4
+    assert evaluation["test_images"] == 400 and evaluation["feature_classifier"]["accuracy"] > 0.5
+    assert {p.name for p in (output_dir / "evaluation" / "figures").iterdir()} == RUN_FIGURES
+
+    with np.load(output_dir / "evaluation" / FIGURE_DATA_FILE) as data:
+        assert data["originals"].shape == data["reconstructions"].shape == (10, 1, 28, 28)
+        assert data["latent_interpolations"].shape == (5, 10, 1, 28, 28)
+        assert data["tsne_latent"].shape == data["pca_pixel"].shape == (100, 2)
+        assert len(data["curve_val_recon_mse"]) == 2  # one value per epoch
+
+    events = EventAccumulator(str(output_dir / "tensorboard")).Reload()
+    assert {"eval/fid_prior", "eval/recon_ssim"} <= set(events.Tags()["scalars"])
+    assert "eval/tsne" in events.Tags()["images"]
+
+
+def test_the_feature_network_stays_out_of_the_model_and_its_checkpoints(evaluated_run):
+    output_dir, _ = evaluated_run
+    for checkpoint in (output_dir / "checkpoints").glob("*.ckpt"):
+        state = read_checkpoint(checkpoint)["state_dict"]
+        assert all(name.startswith(("encoder.", "decoder.")) for name in state), list(state)
+    model = VAE(dim_h=4, n_z=4)
+    classifier_parameters = sum(p.numel() for p in features.DigitClassifier().parameters())
+    assert sum(p.numel() for p in model.parameters()) < classifier_parameters
+
+
+def evaluate_config(ckpt_path: Path, output_dir: Path, classifier_cache: Path, *overrides: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "evaluate.yaml",
+            overrides=[
+                f"ckpt_path={ckpt_path}",
+                f"output_dir={output_dir}",
+                f"evaluation.classifier.cache_dir={classifier_cache}",
+                f"paths.log_dir={output_dir}",
+                *TINY_EVALUATION,
+                *overrides,
+            ],
+            return_hydra_config=True,
+        )
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
+    evaluated_run, classifier_cache, tmp_path
+):
+    output_dir, _ = evaluated_run
+    first = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
+    checkpoint = Path(first["checkpoint"])
+    again = evaluate(evaluate_config(checkpoint, tmp_path / "again", classifier_cache))
+    assert again["metrics"] == first["metrics"] and again["dataset"] == "mnist"
+    other = evaluate(
+        evaluate_config(checkpoint, tmp_path / "fashion", classifier_cache, "dataset=fashion_mnist")
+    )
+    assert other["dataset"] == "fashion_mnist" and other["metrics"] != first["metrics"]
+    assert (tmp_path / "fashion" / "figures" / "tsne.png").is_file()
+
+
+def test_evaluate_explains_a_missing_or_corrupt_checkpoint(classifier_cache, tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        evaluate(evaluate_config(tmp_path / "nowhere.ckpt", tmp_path, classifier_cache))
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        evaluate(evaluate_config(corrupt, tmp_path, classifier_cache))
+
+
+def test_bad_evaluation_settings_are_refused_before_training(tiny_config, tmp_path):
+    with pytest.raises(InstantiationException, match="num_generated must be an integer >= 2"):
+        train(tiny_config("evaluate=true", "evaluation.num_generated=1"))
+    with pytest.raises(InstantiationException, match="exceeds num_generated"):
+        train(tiny_config("evaluate=true", "evaluation.kid_subset_size=1000"))
+    assert not (tmp_path / "checkpoints").exists()

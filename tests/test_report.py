@@ -1,0 +1,128 @@
+"""The comparison report: a real two-job sweep of the command line, then its report."""
+
+import base64
+import csv
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_train import run_cli
+from wae_lightning.report import main as report_main
+
+
+class PageChecker(HTMLParser):
+    """Checks that every tag is closed in order, and collects tables' cells and images."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.cells: list[str] = []
+        self.images: list[str] = []
+        self.in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs)["src"] or "")
+        if tag not in self.VOID:
+            self.open.append(tag)
+        if tag in ("td", "th"):
+            self.in_cell = True
+            self.cells.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes {self.open[-1:]}"
+        self.open.pop()
+        if tag in ("td", "th"):
+            self.in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self.in_cell:
+            self.cells[-1] += data
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, classifier_cache) -> Path:
+    """A two-job multirun (AE and WAE-GAN), evaluated; CSV logs, so curves come from CSV."""
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    result = run_cli(
+        "model=ae,wae_gan",
+        "evaluate=true",
+        "trainer.max_epochs=2",
+        "logger=csv",
+        f"evaluation.classifier.cache_dir={classifier_cache}",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=REPO,
+        multirun=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Report of the sweep: {sweep_dir / 'report' / 'report.html'}" in result.stdout
+    return sweep_dir
+
+
+@pytest.mark.slow
+def test_each_job_of_a_sweep_has_its_own_folder(sweep):
+    jobs = sorted(p.name for p in sweep.iterdir() if p.name[0].isdigit())
+    assert jobs == ["0_ae_mnist", "1_wae_gan_mnist"]
+    models = {json.loads((sweep / job / "metrics.json").read_text())["model"] for job in jobs}
+    assert models == {"AE", "WAEGAN"}
+    for job in jobs:
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_a_sweep_ends_with_a_report_of_both_models(sweep):
+    report = sweep / "report"
+    page = PageChecker()
+    page.feed((report / "report.html").read_text())
+    page.close()
+    assert page.open == [], page.open
+    assert page.cells[:3] == ["", "AE", "WAE-GAN"]
+    for label in ("FID of prior samples ↓", "reconstruction SSIM ↑", "epochs", "parameters"):
+        assert label in page.cells
+    assert len(page.images) == 7  # reconstructions, interpolations, 2 samplers, t-SNE, PCA, curves
+    for source in page.images:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG")
+
+    markdown = (report / "report.md").read_text()
+    assert "## MNIST" in markdown and "|  | AE | WAE-GAN |" in markdown
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
+    assert len(linked) == 7 and all((report / path).is_file() for path in linked)
+
+    with open(report / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["model"] for row in rows] == ["AE", "WAE-GAN"]
+    for row in rows:
+        job = Path(row["run"])
+        evaluation = json.loads((job / "evaluation" / "metrics.json").read_text())
+        assert float(row["fid_prior"]) == evaluation["metrics"]["fid_prior"]
+        assert int(row["epochs"]) == 2
+
+
+@pytest.mark.slow
+def test_the_report_command_collects_run_folders_too(sweep, tmp_path, capsys):
+    runs = sorted(p for p in sweep.iterdir() if p.name[0].isdigit())
+    html_file = report_main([str(run) for run in runs] + ["--output", str(tmp_path)])
+    assert html_file == tmp_path / "report.html" and html_file.is_file()
+    assert "Report written" in capsys.readouterr().out
+
+
+def test_a_report_without_runs_says_what_is_missing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        report_main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no evaluated runs under" in capsys.readouterr().err
+    (tmp_path / "0_ae_mnist").mkdir()
+    (tmp_path / "0_ae_mnist" / "metrics.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        report_main([str(tmp_path)])
+    assert "1 training run(s) there have no evaluation" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        report_main([str(tmp_path / "nowhere")])
+    assert "is not a directory" in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""Figures shared by a run's evaluation and the sweep report: labelled image rows, scatters, curves.
+
+Every function returns a matplotlib figure; ``save_figure`` writes it as PNG (and to TensorBoard).
+"""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed or assumed
+
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+PADDING = 2
+
+
+def image_rows(rows: Sequence[tuple[str, torch.Tensor | np.ndarray]], title: str = "") -> Figure:
+    """One labelled row per entry; every entry holds the same number of images (n, 1, H, W)."""
+    images = [torch.as_tensor(row).float().cpu() for _, row in rows]
+    per_row = len(images[0])
+    if any(len(row) != per_row for row in images):
+        raise ValueError(f"every row needs {per_row} images, got {[len(r) for r in images]}")
+    grid = make_grid(torch.cat(images), nrow=per_row, padding=PADDING, pad_value=1.0)
+    side = images[0].shape[-2] + PADDING
+    figure, axes = plt.subplots(figsize=(0.55 * per_row + 1.6, 0.55 * len(rows) + 0.5))
+    axes.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes.set_yticks([PADDING + side * (i + 0.5) for i in range(len(rows))])
+    axes.set_yticklabels([label for label, _ in rows])
+    axes.set_xticks([])
+    axes.tick_params(length=0)
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def scatter_panels(
+    panels: Sequence[tuple[str, np.ndarray]], labels: np.ndarray, class_names: Sequence[str]
+) -> Figure:
+    """Side-by-side 2-D embeddings (each (N, 2)) of the same points, coloured by class."""
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(3.4 * len(panels) + 1.6, 3.6), squeeze=False
+    )
+    colours = plt.get_cmap("tab10")
+    for axis, (title, points) in zip(axes[0], panels, strict=True):
+        for index, name in enumerate(class_names):
+            chosen = labels == index
+            axis.scatter(*points[chosen].T, s=3, color=colours(index), label=name, linewidths=0)
+        axis.set_title(title)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    axes[0, -1].legend(
+        loc="center left", bbox_to_anchor=(1.02, 0.5), markerscale=4, frameon=False, fontsize=8
+    )
+    figure.tight_layout()
+    return figure
+
+
+def curves(series: Mapping[str, Mapping[str, Sequence[float]]], title: str = "") -> Figure:
+    """Panels of per-epoch curves: ``{panel title: {line label: values, epoch 1 first}}``."""
+    figure, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.2), squeeze=False)
+    for axis, (panel, lines) in zip(axes[0], series.items(), strict=True):
+        for label, values in lines.items():
+            axis.plot(np.arange(1, len(values) + 1), values, label=label, marker=".")
+        axis.set_title(panel)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(
+    figure: Figure, path: Path, writer: SummaryWriter | None = None, tag: str = "", step: int = 0
+) -> Path:
+    """Write the figure as PNG (and to TensorBoard under ``tag``), then free it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    if writer is not None:
+        writer.add_figure(tag or path.stem, figure, step, close=False)
+    plt.close(figure)
+    return path

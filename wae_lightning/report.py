@@ -1,0 +1,435 @@
+"""Collect evaluated runs into one comparison report: ``python -m wae_lightning.report DIR ...``.
+
+Each DIR is a sweep's folder (``logs/train/multiruns/<time>``) or a run's folder; every run
+below it that has ``evaluation/metrics.json`` is collected. For each dataset the report puts the
+models side by side: a table of every metric with epochs, wall time and parameter count, and
+figure panels that combine the models row by row (test images over each model's
+reconstructions; pixel-space over latent interpolations; samples; t-SNE and PCA of pixels and of
+each latent space; training curves). It writes ``report.md`` (with ``figures/``), a
+self-contained ``report.html`` and ``metrics.csv``.
+
+A multirun of ``wae_lightning.train`` writes this report into its folder when it ends
+(:class:`SweepReport`).
+"""
+
+import argparse
+import base64
+import csv
+import html
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from wae_lightning import figures
+from wae_lightning.data import DATASETS
+from wae_lightning.evaluation import (
+    EVALUATION_DIR,
+    FIGURE_DATA_FILE,
+    METRICS,
+    METRICS_FILE,
+    interpolation_rows,
+)
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+MODEL_ORDER = ("AE", "VAE", "WAE-GAN", "WAE-MMD")
+"""Column order of the models; any other model follows them."""
+
+SAMPLES_PER_ROW = 10
+
+
+class ReportError(ValueError):
+    """The report cannot be made from what was given."""
+
+
+@dataclass
+class Run:
+    """One evaluated run: its evaluation, its training summary and its figure data."""
+
+    directory: Path
+    evaluation: dict[str, Any]
+    training: dict[str, Any]
+    figure_data: dict[str, np.ndarray]
+    label: str = ""
+
+    @property
+    def dataset(self) -> str:
+        return self.evaluation["dataset"]
+
+    @property
+    def model(self) -> str:
+        return self.evaluation["model"]
+
+    def sort_key(self) -> tuple[int, str]:
+        rank = MODEL_ORDER.index(self.model) if self.model in MODEL_ORDER else len(MODEL_ORDER)
+        return rank, str(self.directory)
+
+
+def read_run(evaluation_file: Path) -> Run:
+    evaluation_dir = evaluation_file.parent
+    directory = evaluation_dir.parent
+    try:
+        evaluation = json.loads(evaluation_file.read_text())
+        with np.load(evaluation_dir / FIGURE_DATA_FILE) as arrays:
+            figure_data = dict(arrays)
+    except (OSError, ValueError) as error:
+        raise ReportError(
+            f"the evaluation in {evaluation_dir} cannot be read ({error}): evaluate the run again "
+            "with python -m wae_lightning.evaluate ckpt_path=<its checkpoint>"
+        ) from error
+    training_file = directory / METRICS_FILE
+    training = json.loads(training_file.read_text()) if training_file.is_file() else {}
+    return Run(directory, evaluation, training, figure_data)
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Every evaluated run at or below ``paths``, in model order within each dataset."""
+    evaluation_files: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise ReportError(f"{str(path)!r} is not a directory: give a sweep's or a run's folder")
+        evaluation_files += sorted(path.glob(f"**/{EVALUATION_DIR}/{METRICS_FILE}"))
+    if not evaluation_files:
+        trained = [
+            p.parent for path in map(Path, paths) for p in Path(path).glob(f"**/{METRICS_FILE}")
+        ]
+        hint = (
+            f" {len(trained)} training run(s) there have no evaluation: evaluate them with "
+            "python -m wae_lightning.evaluate ckpt_path=<run>/checkpoints/last.ckpt"
+            if trained
+            else " Train with python -m wae_lightning.train (evaluate=true, the default) first."
+        )
+        raise ReportError(
+            f"no evaluated runs under {', '.join(map(str, paths))}: a run is a folder holding "
+            f"{EVALUATION_DIR}/{METRICS_FILE}.{hint}"
+        )
+    runs = sorted(
+        (read_run(file) for file in dict.fromkeys(p.resolve() for p in evaluation_files)),
+        key=Run.sort_key,
+    )
+    label_runs(runs)
+    return runs
+
+
+def label_runs(runs: list[Run]) -> None:
+    """Column labels: the model's name, with the run's folder where a dataset has it twice."""
+    for run in runs:
+        twins = [r for r in runs if r.dataset == run.dataset and r.model == run.model]
+        run.label = run.model if len(twins) == 1 else f"{run.model} ({run.directory.name})"
+
+
+# ---- the table ---------------------------------------------------------------------------------
+def format_value(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int) or (
+        isinstance(value, float) and value.is_integer() and abs(value) >= 1
+    ):
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    best: list[set[int]] = field(default_factory=list)
+    """Per row, the columns holding the best value (shown in bold)."""
+
+
+def metric_table(runs: list[Run]) -> Table:
+    """The runs of one dataset side by side: training facts, then every evaluation metric."""
+    table = Table(["", *(run.label for run in runs)])
+    facts = {
+        "epochs": [run.training.get("epochs") for run in runs],
+        "training wall time (s)": [run.training.get("fit_seconds") for run in runs],
+        "parameters": [run.evaluation.get("parameters") for run in runs],
+        "latent dimension": [run.evaluation.get("n_z") for run in runs],
+    }
+    for label, values in facts.items():
+        table.rows.append([label, *map(format_value, values)])
+        table.best.append(set())
+    for name, info in METRICS.items():
+        values = [run.evaluation["metrics"].get(name) for run in runs]
+        if all(value is None for value in values):
+            continue
+        arrow = {"lower": " ↓", "higher": " ↑"}.get(info.better, "")
+        table.rows.append([f"{info.label}{arrow}", *map(format_value, values)])
+        present = [(value, column) for column, value in enumerate(values) if value is not None]
+        best: set[int] = set()
+        if info.better and len(present) > 1:
+            target = format_value((min if info.better == "lower" else max)(v for v, _ in present))
+            best = {column + 1 for value, column in present if format_value(value) == target}
+        table.best.append(best)
+    return table
+
+
+# ---- the figure panels -------------------------------------------------------------------------
+def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Path]:
+    """The tutorial's figures for one dataset, the models row by row; returns caption -> file."""
+    first = runs[0].figure_data
+    class_names = DATASETS[dataset].classes
+    count = min(len(run.figure_data["reconstructions"]) for run in runs)
+    samples = min(SAMPLES_PER_ROW, *(len(run.figure_data["prior_samples"]) for run in runs))
+    panels = {
+        "reconstructions": (
+            "Test images (top) and their reconstructions by each model",
+            figures.image_rows(
+                [("test images", first["originals"][:count])]
+                + [(run.label, run.figure_data["reconstructions"][:count]) for run in runs]
+            ),
+        ),
+        "interpolations": (
+            "Linear interpolations between pairs of test images: in pixel space, then in each "
+            "model's latent space",
+            figures.image_rows(
+                interpolation_rows(
+                    first["pixel_interpolations"],
+                    {run.label: run.figure_data["latent_interpolations"] for run in runs},
+                )
+            ),
+        ),
+    }
+    for sampler, caption in (
+        ("prior", "Samples decoded from the prior N(0, sigma^2 I)"),
+        ("gmm", "Samples decoded from a Gaussian mixture fitted to the training codes"),
+    ):
+        panels[f"{sampler}_samples"] = (
+            caption,
+            figures.image_rows(
+                [(run.label, run.figure_data[f"{sampler}_samples"][:samples]) for run in runs]
+            ),
+        )
+    for method, key in (("t-SNE", "tsne"), ("PCA", "pca")):
+        panels[key] = (
+            f"{method} of test images, coloured by class: pixel space, then each latent space",
+            figures.scatter_panels(
+                [("pixels", first[f"{key}_pixel"])]
+                + [(run.label, run.figure_data[f"{key}_latent"]) for run in runs],
+                first["embedding_labels"],
+                class_names,
+            ),
+        )
+    curve_panels: dict[str, dict[str, np.ndarray]] = {}
+    for stage in ("train", "val"):  # reconstruction MSE: the losses of the models differ
+        key = f"curve_{stage}_recon_mse"
+        lines = {run.label: run.figure_data[key] for run in runs if key in run.figure_data}
+        if lines:
+            curve_panels[f"{stage} reconstruction MSE per pixel"] = lines
+    if curve_panels:
+        panels["curves"] = ("Training curves", figures.curves(curve_panels))
+    return {
+        caption: figures.save_figure(figure, figure_dir / f"{dataset}_{slug}.png")
+        for slug, (caption, figure) in panels.items()
+    }
+
+
+# ---- the documents -----------------------------------------------------------------------------
+def dataset_title(dataset: str) -> str:
+    return {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}.get(dataset, dataset)
+
+
+def classifier_note(runs: list[Run]) -> str:
+    """Which feature network the FIDs of these runs used, and a warning if they differ."""
+    records = {
+        json.dumps(
+            [run.evaluation[k] for k in ("feature_classifier", "test_images", "generated_images")],
+            sort_keys=True,
+        )
+        for run in runs
+    }
+    record = runs[0].evaluation["feature_classifier"]
+    first = runs[0].evaluation
+    note = (
+        f"Scored on {first['test_images']:,} test images, with {first['generated_images']:,} "
+        "images generated per sampler. FID and KID are computed in the "
+        f"{record['num_features']}-d features of a CNN classifier trained on the training split "
+        f"(epochs: {record['epochs']}; test accuracy {record['accuracy']:.4f}). "
+        "Arrows give the better direction; the best value of each row is in bold."
+    )
+    if len(records) > 1:
+        note += (
+            " WARNING: these runs were scored with different feature classifiers or image "
+            "counts, so their FID and KID are not comparable."
+        )
+    return note
+
+
+def markdown_table(table: Table) -> str:
+    def cell(text: str, bold: bool) -> str:
+        return f"**{text}**" if bold else text
+
+    lines = [
+        "| " + " | ".join(table.header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(table.header) - 1)) + "|",
+    ]
+    for row, best in zip(table.rows, table.best, strict=True):
+        lines.append("| " + " | ".join(cell(text, i in best) for i, text in enumerate(row)) + " |")
+    return "\n".join(lines)
+
+
+def html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(text)}</th>" for text in table.header)
+    body = []
+    for row, best in zip(table.rows, table.best, strict=True):
+        cells = [f"<th>{html.escape(row[0])}</th>"] + [
+            f"<td><b>{html.escape(text)}</b></td>" if i in best else f"<td>{html.escape(text)}</td>"
+            for i, text in enumerate(row)
+            if i > 0
+        ]
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
+        + "\n".join(body)
+        + "\n</tbody>\n</table>"
+    )
+
+
+HTML_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
+td { text-align: right; font-variant-numeric: tabular-nums; }
+thead th { background: #f0f0f0; }
+tbody th { text-align: left; font-weight: normal; }
+figure { margin: 1.5em 0; }
+figure img { max-width: 100%; }
+figcaption { color: #444; }
+"""
+
+
+def write_report(runs: list[Run], output_dir: str | Path, sources: Sequence[str | Path]) -> Path:
+    """Write report.md, report.html, metrics.csv and figures/ to ``output_dir``; return the HTML."""
+    output_dir = Path(output_dir)
+    figure_dir = output_dir / "figures"
+    title = "wae_lightning: comparison of auto-encoders"
+    intro = (
+        f"{len(runs)} evaluated run(s) from {', '.join(str(s) for s in sources)}; "
+        f"report written {datetime.now():%Y-%m-%d %H:%M}."
+    )
+    markdown = [f"# {title}", "", intro, ""]
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>"]
+    datasets = list(dict.fromkeys(run.dataset for run in runs))
+    for dataset in datasets:
+        chosen = [run for run in runs if run.dataset == dataset]
+        heading, table = dataset_title(dataset), metric_table(chosen)
+        note = classifier_note(chosen)
+        markdown += [f"## {heading}", "", markdown_table(table), "", note, ""]
+        body += [
+            f"<h2>{html.escape(heading)}</h2>",
+            html_table(table),
+            f"<p>{html.escape(note)}</p>",
+        ]
+        for caption, path in draw_panels(chosen, dataset, figure_dir).items():
+            relative = path.relative_to(output_dir).as_posix()
+            markdown += [f"### {caption}", "", f"![{caption}]({relative})", ""]
+            encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+            body.append(
+                f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "report.md").write_text("\n".join(markdown))
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{HTML_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+    (output_dir / "report.html").write_text(page)
+    write_csv(runs, output_dir / "metrics.csv")
+    return output_dir / "report.html"
+
+
+def write_csv(runs: list[Run], path: Path) -> None:
+    """One row per run: what it is, its training facts and every evaluation metric."""
+    metric_names = list(dict.fromkeys(name for run in runs for name in run.evaluation["metrics"]))
+    columns = [
+        "run",
+        "dataset",
+        "model",
+        "epochs",
+        "fit_seconds",
+        "parameters",
+        "n_z",
+        *metric_names,
+    ]
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, columns)
+        writer.writeheader()
+        for run in runs:
+            writer.writerow(
+                {
+                    "run": str(run.directory),
+                    "dataset": run.dataset,
+                    "model": run.model,
+                    "epochs": run.training.get("epochs"),
+                    "fit_seconds": run.training.get("fit_seconds"),
+                    "parameters": run.evaluation.get("parameters"),
+                    "n_z": run.evaluation.get("n_z"),
+                    **run.evaluation["metrics"],
+                }
+            )
+
+
+def report(paths: Sequence[str | Path], output_dir: str | Path | None = None) -> Path:
+    """Collect the runs under ``paths`` and write the report; return the HTML file's path."""
+    if output_dir is None:
+        if len(paths) != 1:
+            raise ReportError(
+                "several folders were given: choose where the report goes with --output"
+            )
+        output_dir = Path(paths[0]) / REPORT_DIR
+    runs = find_runs(paths)
+    html_file = write_report(runs, output_dir, paths)
+    log.info("Report of %d run(s): %s", len(runs), html_file)
+    return html_file
+
+
+class SweepReport(Callback):
+    """Hydra callback: when a multirun of the training ends, report on its runs in its folder."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            html_file = report([sweep_dir])
+        except ReportError as error:
+            log.warning("No report for %s: %s", sweep_dir, error)
+        else:
+            print(f"Report of the sweep: {html_file}")
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(
+        prog="python -m wae_lightning.report",
+        description="Compare evaluated runs: a table and figure panels per dataset, written as "
+        "report.md, a self-contained report.html and metrics.csv.",
+    )
+    parser.add_argument(
+        "paths", nargs="+", help="sweep folders (logs/train/multiruns/<time>) or run folders"
+    )
+    parser.add_argument(
+        "-o", "--output", help="folder of the report (default: <the one folder given>/report)"
+    )
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        html_file = report(arguments.paths, arguments.output)
+    except ReportError as error:
+        parser.error(str(error))
+    print(f"Report written: {html_file}")
+    return html_file
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
