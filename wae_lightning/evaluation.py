@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from wae_lightning import figures
 from wae_lightning.data import DATASETS, AutoEncoderDataModule, to_float_images
-from wae_lightning.features import FrozenFeatures, load_feature_network
+from wae_lightning.features import FeatureVectors, FrozenFeatures, load_feature_network
 from wae_lightning.losses import mmd_imq
 from wae_lightning.models import VAE
 from wae_lightning.models.base import AutoEncoderModule
@@ -207,6 +207,7 @@ class Evaluator:
 
     def generation_scores(
         self,
+        features: FrozenFeatures,
         fid: FrechetInceptionDistance,
         kid: KernelInceptionDistance,
         images: Tensor,
@@ -214,9 +215,9 @@ class Evaluator:
     ) -> dict[str, float]:
         """FID and KID of ``images`` against the test images already in the metrics."""
         for batch in self.batches(images, f"features of {name}"):
-            batch = batch.to(self.device)
-            fid.update(batch, real=False)
-            kid.update(batch, real=False)
+            vectors = features(batch.to(self.device))
+            fid.update(vectors, real=False)
+            kid.update(vectors, real=False)
         torch.manual_seed(self.seed)  # KID draws its subsets from the global generator
         kid_mean, kid_std = kid.compute()
         scores = {
@@ -287,17 +288,14 @@ class Evaluator:
         test_images, test_labels = test_images[: self.test_images], test_labels[: self.test_images]
         train_images = datamodule.splits["train"].tensors[0][: self.train_images]
 
-        def feature_metrics() -> tuple[FrechetInceptionDistance, KernelInceptionDistance]:
-            fid = FrechetInceptionDistance(features, reset_real_features=False)
-            kid = KernelInceptionDistance(
-                features,
-                subsets=self.kid_subsets,
-                subset_size=self.kid_subset_size,
-                reset_real_features=False,
-            )
-            return fid.to(self.device), kid.to(self.device)
-
-        fid, kid = feature_metrics()
+        vectors = FeatureVectors(features.num_features)
+        fid = FrechetInceptionDistance(vectors, reset_real_features=False).to(self.device)
+        kid = KernelInceptionDistance(
+            vectors,
+            subsets=self.kid_subsets,
+            subset_size=self.kid_subset_size,
+            reset_real_features=False,
+        ).to(self.device)
         metrics: dict[str, float] = {}
         log.info(
             "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), dataset
@@ -306,23 +304,23 @@ class Evaluator:
             model, features, fid, kid, test_images, test_labels
         )
         metrics |= reconstruction_scores
-        metrics |= self.generation_scores(fid, kid, reconstructions, "recon")
+        metrics |= self.generation_scores(features, fid, kid, reconstructions, "recon")
 
         test_codes = self.encode_all(model, test_images, "encoding the test images")
         generator = torch.Generator().manual_seed(self.seed)
         prior_codes = model.sample_prior(self.num_generated, generator).float().cpu()
         prior_samples = self.decode_all(model, prior_codes, "decoding prior samples")
-        metrics |= self.generation_scores(fid, kid, prior_samples, "prior")
+        metrics |= self.generation_scores(features, fid, kid, prior_samples, "prior")
 
         train_codes = self.encode_all(model, train_images, "encoding the training images")
         mixture_samples = self.decode_all(
             model, self.mixture_codes(train_codes), "decoding mixture samples"
         )
-        metrics |= self.generation_scores(fid, kid, mixture_samples, "gmm")
+        metrics |= self.generation_scores(features, fid, kid, mixture_samples, "gmm")
 
         floor_index = torch.randperm(len(train_images), generator=generator)[: self.num_generated]
         floor = self.generation_scores(
-            fid, kid, to_float_images(train_images[floor_index]), "train_images"
+            features, fid, kid, to_float_images(train_images[floor_index]), "train_images"
         )
         metrics["fid_train_images"] = floor["fid_train_images"]
 
@@ -389,10 +387,11 @@ class Evaluator:
             )
             ssim.update(recon, batch)
             psnr.update(recon, batch)
-            correct_recon += int((features.predict(recon) == batch_labels).sum())
-            correct_test += int((features.predict(batch) == batch_labels).sum())
-            fid.update(batch, real=True)
-            kid.update(batch, real=True)
+            real = features(batch)
+            fid.update(real, real=True)
+            kid.update(real, real=True)
+            correct_test += int((features.predict(real) == batch_labels).sum())
+            correct_recon += int((features.predict(features(recon)) == batch_labels).sum())
             reconstructions.append(recon.cpu())
         scores = {
             "recon_mse": float(mse.compute()),

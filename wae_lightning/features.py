@@ -107,9 +107,24 @@ class FrozenFeatures(nn.Module):
         return self.features(images.float())
 
     @torch.no_grad()
-    def predict(self, images: Tensor) -> Tensor:
-        """Predicted classes of images in [0, 1]."""
-        return self.classify(self.features(images.float())).argmax(1)
+    def predict(self, features: Tensor) -> Tensor:
+        """Predicted classes, from the features this network gave for some images."""
+        return self.classify(features).argmax(1)
+
+
+class FeatureVectors(nn.Module):
+    """What torchmetrics' FID and KID apply to their inputs when these are already features.
+
+    Each batch's features are computed once, by :class:`FrozenFeatures`, and handed to both
+    metrics (and to the classifier head), rather than run through the network once per metric.
+    """
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
 
 
 def classifier_settings(

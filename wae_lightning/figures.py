@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
@@ -72,6 +73,7 @@ def curves(series: Mapping[str, Mapping[str, Sequence[float]]], title: str = "")
             axis.plot(np.arange(1, len(values) + 1), values, label=label, marker=".")
         axis.set_title(panel)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     if title:
