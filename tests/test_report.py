@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.test_train import run_cli
+from wae_lightning.report import Run, experiment_of, label_runs
 from wae_lightning.report import main as report_main
 
 
@@ -52,6 +53,7 @@ def sweep(tmp_path_factory, classifier_cache) -> Path:
     sweep_dir = tmp_path_factory.mktemp("sweep")
     result = run_cli(
         "model=ae,wae_gan",
+        "experiment=demo",  # then made tiny by the overrides, which come later
         "evaluate=true",
         "trainer.max_epochs=2",
         "logger=csv",
@@ -126,3 +128,28 @@ def test_a_report_without_runs_says_what_is_missing(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report_main([str(tmp_path / "nowhere")])
     assert "is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_runs_preset_is_read_from_its_hydra_record(sweep, tmp_path):
+    assert experiment_of(sweep / "0_ae_mnist") == "demo"
+    assert experiment_of(tmp_path) == ""
+
+
+def test_columns_of_one_model_twice_are_told_apart_by_preset_then_folder():
+    def run(model: str, experiment: str, folder: str) -> Run:
+        return Run(Path(folder), {"model": model, "dataset": "mnist"}, {}, {}, experiment)
+
+    runs = [
+        run("WAE-GAN", "tutorial", "a/0_wae_gan_mnist"),
+        run("WAE-GAN", "paper", "b/0_wae_gan_mnist"),
+        run("AE", "paper", "b/1_ae_mnist"),
+    ]
+    label_runs(runs)
+    assert [r.label for r in runs] == ["WAE-GAN (tutorial)", "WAE-GAN (paper)", "AE"]
+    runs = [run("VAE", "paper", "a/0_vae_mnist"), run("VAE", "paper", "a/3_vae_mnist")]
+    label_runs(runs)
+    assert [r.label for r in runs] == ["VAE (0_vae_mnist)", "VAE (3_vae_mnist)"]
+    runs = [run("VAE", "paper", "a/0_vae_mnist"), run("VAE", "paper", "b/0_vae_mnist")]
+    label_runs(runs)
+    assert [r.label for r in runs] == ["VAE (a/0_vae_mnist)", "VAE (b/0_vae_mnist)"]

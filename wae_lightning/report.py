@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from wae_lightning import figures
 from wae_lightning.data import DATASETS
@@ -60,6 +60,8 @@ class Run:
     evaluation: dict[str, Any]
     training: dict[str, Any]
     figure_data: dict[str, np.ndarray]
+    experiment: str = ""
+    """The run's ``experiment=`` preset (tutorial, paper, ...), from its Hydra record."""
     label: str = ""
 
     @property
@@ -70,9 +72,9 @@ class Run:
     def model(self) -> str:
         return self.evaluation["model"]
 
-    def sort_key(self) -> tuple[int, str]:
+    def sort_key(self) -> tuple[int, str, str]:
         rank = MODEL_ORDER.index(self.model) if self.model in MODEL_ORDER else len(MODEL_ORDER)
-        return rank, str(self.directory)
+        return rank, self.experiment, str(self.directory)
 
 
 def read_run(evaluation_file: Path) -> Run:
@@ -89,7 +91,16 @@ def read_run(evaluation_file: Path) -> Run:
         ) from error
     training_file = directory / METRICS_FILE
     training = json.loads(training_file.read_text()) if training_file.is_file() else {}
-    return Run(directory, evaluation, training, figure_data)
+    return Run(directory, evaluation, training, figure_data, experiment_of(directory))
+
+
+def experiment_of(directory: Path) -> str:
+    """The ``experiment=`` choice recorded in a training run's ``.hydra/hydra.yaml``, or ""."""
+    record = directory / ".hydra" / "hydra.yaml"
+    if not record.is_file():
+        return ""
+    choice = OmegaConf.load(record).hydra.runtime.choices.get("experiment")
+    return "" if choice in (None, "null") else str(choice)
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -122,10 +133,18 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 
 def label_runs(runs: list[Run]) -> None:
-    """Column labels: the model's name, with the run's folder where a dataset has it twice."""
+    """Column labels: the model's name, and where a dataset has the model twice, what tells the
+    runs apart: their presets (``WAE-GAN (paper)``), else their folders."""
     for run in runs:
         twins = [r for r in runs if r.dataset == run.dataset and r.model == run.model]
-        run.label = run.model if len(twins) == 1 else f"{run.model} ({run.directory.name})"
+        if len(twins) == 1:
+            run.label = run.model
+        elif len({r.experiment for r in twins}) == len(twins):
+            run.label = f"{run.model} ({run.experiment or 'no preset'})"
+        elif len({r.directory.name for r in twins}) == len(twins):
+            run.label = f"{run.model} ({run.directory.name})"
+        else:
+            run.label = f"{run.model} ({run.directory.parent.name}/{run.directory.name})"
 
 
 # ---- the table ---------------------------------------------------------------------------------
