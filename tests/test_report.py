@@ -4,9 +4,11 @@ import base64
 import csv
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO
@@ -128,6 +130,22 @@ def test_a_report_without_runs_says_what_is_missing(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report_main([str(tmp_path / "nowhere")])
     assert "is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_runs_evaluated_on_different_images_are_refused(sweep, tmp_path, capsys):
+    copy = tmp_path / "0_ae_mnist"
+    shutil.copytree(sweep / "0_ae_mnist", copy)
+    data_file = copy / "evaluation" / "figure_data.npz"
+    with np.load(data_file) as arrays:
+        data = dict(arrays)
+    data["pixel_interpolations"] = data["pixel_interpolations"][:2]  # fewer pairs
+    np.savez_compressed(data_file, **data)
+    with pytest.raises(SystemExit):
+        report_main([str(copy), str(sweep / "1_wae_gan_mnist"), "--output", str(tmp_path / "r")])
+    assert (
+        "were evaluated on different test images (pixel_interpolations)" in capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow

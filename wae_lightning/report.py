@@ -194,11 +194,28 @@ def metric_table(runs: list[Run]) -> Table:
 
 
 # ---- the figure panels -------------------------------------------------------------------------
+SHARED_FIGURE_INPUTS = ("originals", "pixel_interpolations", "embedding_labels")
+"""Figure data that must be the same for every run of a dataset for rows to line up."""
+
+
+def check_same_figure_inputs(runs: list[Run], dataset: str) -> None:
+    reference = runs[0].figure_data
+    for run in runs[1:]:
+        for key in SHARED_FIGURE_INPUTS:
+            if not np.array_equal(run.figure_data[key], reference[key]):
+                raise ReportError(
+                    f"the {dataset} runs {runs[0].directory} and {run.directory} were evaluated "
+                    f"on different test images ({key}): evaluate them with the same evaluation "
+                    "settings (num_images, num_pairs, interpolation_steps, embedding_points)"
+                )
+
+
 def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Path]:
     """The tutorial's figures for one dataset, the models row by row; returns caption -> file."""
+    check_same_figure_inputs(runs, dataset)
     first = runs[0].figure_data
     class_names = DATASETS[dataset].classes
-    count = min(len(run.figure_data["reconstructions"]) for run in runs)
+    count = len(first["originals"])
     samples = min(SAMPLES_PER_ROW, *(len(run.figure_data["prior_samples"]) for run in runs))
     panels = {
         "reconstructions": (
