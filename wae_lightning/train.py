@@ -56,9 +56,10 @@ def check_run_settings(cfg: DictConfig, model: AutoEncoderModule) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured model, test its best checkpoint, and return every logged metric.
 
-    With ``train=false`` the checkpoint ``ckpt_path`` is only tested. The metrics, the epochs
-    and steps, the fit's wall time and the best checkpoint are written to ``metrics.json`` in
-    the run's folder.
+    With ``train=false`` the checkpoint ``ckpt_path`` is only tested. With ``evaluate=true``
+    the tested weights are then evaluated (``evaluation/``; metrics named ``eval/...``). The
+    metrics, the epochs and steps, the fit's wall time and the best checkpoint are written to
+    ``metrics.json`` in the run's folder.
     """
     L.seed_everything(cfg.seed, workers=True)
     evaluator: Evaluator | None = (
@@ -165,8 +166,11 @@ def log_hyperparameters(cfg: DictConfig, loggers: list[Logger], metrics: dict[st
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns the optimized metric so that sweepers can minimise it."""
-    return train(cfg)[cfg.optimized_metric]
+    """Hydra entry point; returns the optimized metric so that sweepers can minimise it.
+
+    (Under data parallelism only rank 0 evaluates: the other ranks return None.)
+    """
+    return train(cfg).get(cfg.optimized_metric)
 
 
 if __name__ == "__main__":
