@@ -192,6 +192,20 @@ def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
     assert (tmp_path / "fashion" / "figures" / "tsne.png").is_file()
 
 
+def test_the_reference_floor_is_the_same_for_models_of_any_latent_size(
+    tiny_config, classifier_cache, tmp_path
+):
+    floors = []
+    for n_z in (2, 6):
+        output_dir = tmp_path / f"n_z{n_z}"
+        # more training images than generated ones: the floor is a subset of them
+        overrides = ("evaluate=true", f"model.n_z={n_z}", "evaluation.train_images=1000")
+        train(tiny_config(*overrides, output_dir=output_dir))
+        evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
+        floors.append(evaluation["metrics"]["fid_train_images"])
+    assert floors[0] == floors[1]
+
+
 def test_evaluate_explains_a_missing_or_corrupt_checkpoint(classifier_cache, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         evaluate(evaluate_config(tmp_path / "nowhere.ckpt", tmp_path, classifier_cache))

@@ -318,7 +318,10 @@ class Evaluator:
         )
         metrics |= self.generation_scores(features, fid, kid, mixture_samples, "gmm")
 
-        floor_index = torch.randperm(len(train_images), generator=generator)[: self.num_generated]
+        # its own generator: the same training images for every model of a dataset
+        floor_generator = torch.Generator().manual_seed(self.seed)
+        floor_index = torch.randperm(len(train_images), generator=floor_generator)
+        floor_index = floor_index[: self.num_generated]
         floor = self.generation_scores(
             features, fid, kid, to_float_images(train_images[floor_index]), "train_images"
         )
