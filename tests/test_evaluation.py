@@ -89,6 +89,14 @@ def test_the_cached_classifier_is_reused(feature_network, classifier_cache, monk
         load_feature_network("mnist", DATA_DIR, classifier_cache, **{**TINY_CLASSIFIER, "seed": 1})
 
 
+def test_a_damaged_cached_classifier_is_reported(feature_network, tmp_path):
+    _, record = feature_network
+    damaged = tmp_path / Path(record["file"]).name
+    damaged.write_bytes(Path(record["file"]).read_bytes()[:1000])
+    with pytest.raises(ValueError, match="cannot be read .*delete the file"):
+        load_feature_network("mnist", DATA_DIR, tmp_path, **TINY_CLASSIFIER)
+
+
 def test_a_classifier_below_the_accuracy_fid_needs_is_refused(feature_network, classifier_cache):
     _, record = feature_network
     assert record["accuracy"] < features.MIN_ACCURACY["mnist"]  # a tiny classifier
