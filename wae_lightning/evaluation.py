@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,25 @@ def metric_names(model: AutoEncoderModule) -> list[str]:
     return [name for name in METRICS if name != "active_units" or isinstance(model, VAE)]
 
 
+MINIMUMS = {
+    "num_generated": 2,
+    "num_images": 1,
+    "num_pairs": 1,
+    "interpolation_steps": 2,
+    "num_figure_samples": 1,
+    "mixture_components": 1,
+    "mmd_samples": 2,
+    "embedding_points": 10,
+    "kid_subsets": 1,
+    "kid_subset_size": 2,
+    "batch_size": 1,
+    "test_images": 2,
+    "train_images": 2,
+}
+"""The smallest value each count of :class:`Evaluator` accepts."""
+
+
+@dataclass
 class Evaluator:
     """Scores a model and draws its figures; configured by ``conf/evaluation/default.yaml``.
 
@@ -109,76 +128,49 @@ class Evaluator:
         classifier: keyword arguments of :func:`load_feature_network` (cache_dir, epochs, ...).
     """
 
-    def __init__(
-        self,
-        num_generated: int = 10_000,
-        num_images: int = 10,
-        num_pairs: int = 5,
-        interpolation_steps: int = 10,
-        num_figure_samples: int = 64,
-        mixture_components: int = 10,
-        mmd_samples: int = 5_000,
-        embedding_points: int = 2_000,
-        kid_subsets: int = 100,
-        kid_subset_size: int = 1_000,
-        batch_size: int = 1_000,
-        test_images: int | None = None,
-        train_images: int | None = None,
-        seed: int = 0,
-        device: str = "auto",
-        progress: bool = True,
-        classifier: Mapping[str, Any] | None = None,
-    ) -> None:
-        minimums = {
-            "num_generated": (num_generated, 2),
-            "num_images": (num_images, 1),
-            "num_pairs": (num_pairs, 1),
-            "interpolation_steps": (interpolation_steps, 2),
-            "num_figure_samples": (num_figure_samples, 1),
-            "mixture_components": (mixture_components, 1),
-            "mmd_samples": (mmd_samples, 2),
-            "embedding_points": (embedding_points, 10),
-            "kid_subsets": (kid_subsets, 1),
-            "kid_subset_size": (kid_subset_size, 2),
-            "batch_size": (batch_size, 1),
-            "test_images": (test_images, 2),
-            "train_images": (train_images, 2),
-        }
-        for name, (value, minimum) in minimums.items():
+    num_generated: int = 10_000
+    num_images: int = 10
+    num_pairs: int = 5
+    interpolation_steps: int = 10
+    num_figure_samples: int = 64
+    mixture_components: int = 10
+    mmd_samples: int = 5_000
+    embedding_points: int = 2_000
+    kid_subsets: int = 100
+    kid_subset_size: int = 1_000
+    batch_size: int = 1_000
+    test_images: int | None = None
+    train_images: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    classifier: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse bad settings when the config is read, before any training."""
+        for name, minimum in MINIMUMS.items():
+            value = getattr(self, name)
             if value is None and name in ("test_images", "train_images"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(
                     f"{name} must be an integer >= {minimum}, got {value!r}: set evaluation.{name}"
                 )
-        if kid_subset_size > num_generated:
+        if self.kid_subset_size > self.num_generated:
             raise ValueError(
-                f"kid_subset_size ({kid_subset_size}) exceeds num_generated ({num_generated}): "
-                "lower evaluation.kid_subset_size"
+                f"kid_subset_size ({self.kid_subset_size}) exceeds num_generated "
+                f"({self.num_generated}): lower evaluation.kid_subset_size"
             )
-        if device not in ("auto", "cpu", "cuda"):
+        if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(
-                f"device must be auto, cpu or cuda, got {device!r}: set evaluation.device"
+                f"device must be auto, cpu or cuda, got {self.device!r}: set evaluation.device"
             )
-        self.num_generated = num_generated
-        self.num_images = num_images
-        self.num_pairs = num_pairs
-        self.interpolation_steps = interpolation_steps
-        self.num_figure_samples = num_figure_samples
-        self.mixture_components = mixture_components
-        self.mmd_samples = mmd_samples
-        self.embedding_points = embedding_points
-        self.kid_subsets = kid_subsets
-        self.kid_subset_size = kid_subset_size
-        self.batch_size = batch_size
-        self.test_images = test_images
-        self.train_images = train_images
-        self.seed = seed
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        )
-        self.progress = progress
-        self.classifier_options = dict(classifier or {})
+
+    @property
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
     # ---- helpers -------------------------------------------------------------------------------
     def batches(self, tensor: Tensor, what: str) -> Iterator[Tensor]:
@@ -191,7 +183,7 @@ class Evaluator:
         """Images (on the CPU) decoded from codes, batch by batch."""
         return torch.cat(
             [
-                model.decode(batch.to(self.device)).float().cpu()
+                model.decode(batch.to(self.torch_device)).float().cpu()
                 for batch in self.batches(codes, what)
             ]
         )
@@ -200,7 +192,7 @@ class Evaluator:
         """Codes (on the CPU) of uint8 images, batch by batch."""
         return torch.cat(
             [
-                model.encode(to_float_images(batch.to(self.device))).float().cpu()
+                model.encode(to_float_images(batch.to(self.torch_device))).float().cpu()
                 for batch in self.batches(images, what)
             ]
         )
@@ -215,7 +207,7 @@ class Evaluator:
     ) -> dict[str, float]:
         """FID and KID of ``images`` against the test images already in the metrics."""
         for batch in self.batches(images, f"features of {name}"):
-            vectors = features(batch.to(self.device))
+            vectors = features(batch.to(self.torch_device))
             fid.update(vectors, real=False)
             kid.update(vectors, real=False)
         torch.manual_seed(self.seed)  # KID draws its subsets from the global generator
@@ -247,14 +239,20 @@ class Evaluator:
         summary that is also written to ``output_dir/metrics.json``.
         """
         start = time.perf_counter()
-        options = {"progress": self.progress, **self.classifier_options}
+        options = {"progress": self.progress, **self.classifier}
         # first: training the classifier, on the first use, switches gradients back on
         features, classifier_record = load_feature_network(
             datamodule.dataset, datamodule.data_dir, **options
         )
         with torch.no_grad():
             summary = self.score(
-                model, datamodule, features.to(self.device), Path(output_dir), writer, run_dir, step
+                model,
+                datamodule,
+                features.to(self.torch_device),
+                Path(output_dir),
+                writer,
+                run_dir,
+                step,
             )
         summary |= {
             "checkpoint": checkpoint,
@@ -281,7 +279,7 @@ class Evaluator:
     ) -> dict[str, Any]:
         """The metrics and figures of ``run``, without gradients."""
         L.seed_everything(self.seed, verbose=False)
-        model = model.eval().to(self.device)
+        model = model.eval().to(self.torch_device)
         datamodule.setup()
         dataset = datamodule.dataset
         test_images, test_labels = datamodule.splits["test"].tensors[:2]
@@ -289,13 +287,13 @@ class Evaluator:
         train_images = datamodule.splits["train"].tensors[0][: self.train_images]
 
         vectors = FeatureVectors(features.num_features)
-        fid = FrechetInceptionDistance(vectors, reset_real_features=False).to(self.device)
+        fid = FrechetInceptionDistance(vectors, reset_real_features=False).to(self.torch_device)
         kid = KernelInceptionDistance(
             vectors,
             subsets=self.kid_subsets,
             subset_size=self.kid_subset_size,
             reset_real_features=False,
-        ).to(self.device)
+        ).to(self.torch_device)
         metrics: dict[str, float] = {}
         log.info(
             "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), dataset
@@ -368,7 +366,7 @@ class Evaluator:
         """Reconstruction scores over the test split, and the reconstructions (on the CPU).
 
         Also feeds the test images to FID and KID as the real set."""
-        device = self.device
+        device = self.torch_device
         mse, bce = MeanMetric().to(device), MeanMetric().to(device)
         ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
         psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)).to(device)
@@ -425,9 +423,9 @@ class Evaluator:
     ) -> dict[str, np.ndarray]:
         """Arrays behind the figures, the same test images for every model of a sweep."""
         originals = to_float_images(images[: self.num_images])
-        pairs = to_float_images(images[: 2 * self.num_pairs].to(self.device))
+        pairs = to_float_images(images[: 2 * self.num_pairs].to(self.torch_device))
         starts, ends = pairs[: self.num_pairs], pairs[self.num_pairs :]
-        weights = torch.linspace(0, 1, self.interpolation_steps, device=self.device)
+        weights = torch.linspace(0, 1, self.interpolation_steps, device=self.torch_device)
         pixel_path = torch.lerp(
             starts.unsqueeze(1), ends.unsqueeze(1), weights.view(1, -1, 1, 1, 1)
         )
