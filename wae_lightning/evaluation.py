@@ -14,6 +14,7 @@ Figures (reconstructions, samples, interpolations, t-SNE and PCA, training curve
 PNG, logged to TensorBoard, and their data saved in ``figure_data.npz`` for the sweep report.
 """
 
+import csv
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.mixture import GaussianMixture
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics import MeanMetric
@@ -462,14 +464,17 @@ def count_parameters(model: torch.nn.Module) -> int:
 CURVE_TAGS = ("train/loss", "val/loss", "train/recon_mse", "val/recon_mse")
 
 
+def curve_key(tag: str) -> str:
+    """Where a logged metric's per-epoch curve is kept in the figure data: ``curve_val_loss``."""
+    return f"curve_{tag.replace('/', '_')}"
+
+
 def training_curves(run_dir: Path) -> dict[str, np.ndarray]:
     """Per-epoch values of ``CURVE_TAGS`` from a run's TensorBoard or CSV log (``curve_*``)."""
     values: dict[str, list[float]] = {}
     event_dir = run_dir / "tensorboard"
     csv_file = run_dir / "csv" / "metrics.csv"
     if event_dir.is_dir():
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
         logging.getLogger("tensorboard").setLevel(logging.WARNING)  # no per-file chatter
         events = EventAccumulator(str(event_dir), size_guidance={"scalars": 0}).Reload()
         available = set(events.Tags()["scalars"])
@@ -477,15 +482,13 @@ def training_curves(run_dir: Path) -> dict[str, np.ndarray]:
             if tag in available:
                 values[tag] = [event.value for event in events.Scalars(tag)]
     elif csv_file.is_file():
-        import csv
-
         with open(csv_file) as file:
             rows = list(csv.DictReader(file))
         for tag in CURVE_TAGS:
             column = [float(row[tag]) for row in rows if row.get(tag)]
             if column:
                 values[tag] = column
-    return {f"curve_{tag.replace('/', '_')}": np.asarray(v) for tag, v in values.items()}
+    return {curve_key(tag): np.asarray(v) for tag, v in values.items()}
 
 
 def sample_grid(samples: np.ndarray) -> Tensor:
@@ -531,16 +534,12 @@ def draw_run_figures(
             class_names,
         ),
     }
-    curves = {
-        tag: data[f"curve_{tag.replace('/', '_')}"]
-        for tag in CURVE_TAGS
-        if f"curve_{tag.replace('/', '_')}" in data
-    }
-    if curves:
-        panels: dict[str, dict[str, np.ndarray]] = {}
-        for tag, values in curves.items():
+    panels: dict[str, dict[str, np.ndarray]] = {}
+    for tag in CURVE_TAGS:
+        if curve_key(tag) in data:
             stage, term = tag.split("/")
-            panels.setdefault(term, {})[stage] = values
+            panels.setdefault(term, {})[stage] = data[curve_key(tag)]
+    if panels:
         drawn["training_curves"] = figures.curves(panels, f"{name} on {dataset}")
     for figure_name, figure in drawn.items():
         figures.save_figure(

@@ -36,6 +36,7 @@ from wae_lightning.evaluation import (
     FIGURE_DATA_FILE,
     METRICS,
     METRICS_FILE,
+    curve_key,
     interpolation_rows,
 )
 
@@ -258,7 +259,7 @@ def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Pa
         )
     curve_panels: dict[str, dict[str, np.ndarray]] = {}
     for stage in ("train", "val"):  # reconstruction MSE: the losses of the models differ
-        key = f"curve_{stage}_recon_mse"
+        key = curve_key(f"{stage}/recon_mse")
         lines = {run.label: run.figure_data[key] for run in runs if key in run.figure_data}
         if lines:
             curve_panels[f"{stage} reconstruction MSE per pixel"] = lines
