@@ -154,7 +154,7 @@ def test_a_runs_preset_is_read_from_its_hydra_record(sweep, tmp_path):
     assert experiment_of(tmp_path) == ""
 
 
-def test_columns_of_one_model_twice_are_told_apart_by_preset_then_folder():
+def test_columns_are_told_apart_by_preset_then_folder():
     def run(model: str, experiment: str, folder: str) -> Run:
         return Run(Path(folder), {"model": model, "dataset": "mnist"}, {}, {}, experiment)
 
@@ -164,7 +164,7 @@ def test_columns_of_one_model_twice_are_told_apart_by_preset_then_folder():
         run("AE", "paper", "b/1_ae_mnist"),
     ]
     label_runs(runs)
-    assert [r.label for r in runs] == ["WAE-GAN (tutorial)", "WAE-GAN (paper)", "AE"]
+    assert [r.label for r in runs] == ["WAE-GAN (tutorial)", "WAE-GAN (paper)", "AE (paper)"]
     runs = [run("VAE", "paper", "a/0_vae_mnist"), run("VAE", "paper", "a/3_vae_mnist")]
     label_runs(runs)
     assert [r.label for r in runs] == ["VAE (0_vae_mnist)", "VAE (3_vae_mnist)"]

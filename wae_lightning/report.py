@@ -134,18 +134,20 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 
 def label_runs(runs: list[Run]) -> None:
-    """Column labels: the model's name, and where a dataset has the model twice, what tells the
-    runs apart: their presets (``WAE-GAN (paper)``), else their folders."""
+    """Column labels: the model's name; with its preset where a dataset's runs come from several
+    (``WAE-GAN (paper)``); and with its folder where that still leaves two columns alike."""
     for run in runs:
-        twins = [r for r in runs if r.dataset == run.dataset and r.model == run.model]
-        if len(twins) == 1:
-            run.label = run.model
-        elif len({r.experiment for r in twins}) == len(twins):
+        same_dataset = [r for r in runs if r.dataset == run.dataset]
+        twins = [r for r in same_dataset if r.model == run.model]
+        run.label = run.model
+        if len({r.experiment for r in same_dataset}) > 1:
             run.label = f"{run.model} ({run.experiment or 'no preset'})"
-        elif len({r.directory.name for r in twins}) == len(twins):
-            run.label = f"{run.model} ({run.directory.name})"
-        else:
-            run.label = f"{run.model} ({run.directory.parent.name}/{run.directory.name})"
+            twins = [r for r in twins if r.experiment == run.experiment]
+        if len(twins) > 1:
+            folder = run.directory.name
+            if len({r.directory.name for r in twins}) < len(twins):
+                folder = f"{run.directory.parent.name}/{folder}"
+            run.label = f"{run.label} ({folder})"
 
 
 # ---- the table ---------------------------------------------------------------------------------
