@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from tests.conftest import CONF_DIR, DATA_DIR, TINY_CLASSIFIER, TINY_EVALUATION
 from wae_lightning import features
-from wae_lightning.checkpoints import CheckpointError, read_checkpoint
+from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
 from wae_lightning.data import to_float_images
 from wae_lightning.evaluate import evaluate
 from wae_lightning.evaluation import FIGURE_DATA_FILE, metric_names
@@ -154,14 +155,25 @@ def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     assert "eval/tsne" in events.Tags()["images"]
 
 
-def test_the_feature_network_stays_out_of_the_model_and_its_checkpoints(evaluated_run):
+def test_the_feature_network_stays_out_of_the_model_and_its_checkpoints(
+    evaluated_run, classifier_cache, mnist, tmp_path
+):
     output_dir, _ = evaluated_run
     for checkpoint in (output_dir / "checkpoints").glob("*.ckpt"):
         state = read_checkpoint(checkpoint)["state_dict"]
         assert all(name.startswith(("encoder.", "decoder.")) for name in state), list(state)
-    model = VAE(dim_h=4, n_z=4)
-    classifier_parameters = sum(p.numel() for p in features.DigitClassifier().parameters())
-    assert sum(p.numel() for p in model.parameters()) < classifier_parameters
+    # an evaluation leaves the model's parameters, modules and state exactly as they were
+    model = load_model(output_dir / "checkpoints" / "last.ckpt")
+    parameters = [id(p) for p in model.parameters()]
+    state_names = set(model.state_dict())
+    evaluator = instantiate(
+        evaluate_config(Path("unused.ckpt"), tmp_path, classifier_cache).evaluation,
+        _convert_="all",
+    )
+    evaluator.run(model, mnist, tmp_path)
+    assert [id(p) for p in model.parameters()] == parameters
+    assert set(model.state_dict()) == state_names
+    assert not any(isinstance(m, FrozenFeatures) for m in model.modules())
 
 
 def evaluate_config(ckpt_path: Path, output_dir: Path, classifier_cache: Path, *overrides: str):

@@ -18,7 +18,7 @@ import csv
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 EVALUATION_DIR = "evaluation"
 METRICS_FILE = "metrics.json"
+"""A run's training summary, and in its ``evaluation/`` folder the evaluation's."""
 FIGURE_DATA_FILE = "figure_data.npz"
 
 
@@ -181,21 +182,14 @@ class Evaluator:
         for start in tqdm(starts, desc=what, disable=not self.progress, leave=False):
             yield tensor[start : start + self.batch_size]
 
-    def decode_all(self, model: AutoEncoderModule, codes: Tensor, what: str) -> Tensor:
-        """Images (on the CPU) decoded from codes, batch by batch."""
+    def map_batches(
+        self, function: Callable[[Tensor], Tensor], inputs: Tensor, what: str
+    ) -> Tensor:
+        """``function`` applied on the device batch by batch; the results, joined, on the CPU."""
         return torch.cat(
             [
-                model.decode(batch.to(self.torch_device)).float().cpu()
-                for batch in self.batches(codes, what)
-            ]
-        )
-
-    def encode_all(self, model: AutoEncoderModule, images: Tensor, what: str) -> Tensor:
-        """Codes (on the CPU) of uint8 images, batch by batch."""
-        return torch.cat(
-            [
-                model.encode(to_float_images(batch.to(self.torch_device))).float().cpu()
-                for batch in self.batches(images, what)
+                function(batch.to(self.torch_device)).float().cpu()
+                for batch in self.batches(inputs, what)
             ]
         )
 
@@ -300,21 +294,24 @@ class Evaluator:
         log.info(
             "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), dataset
         )
-        reconstruction_scores, reconstructions = self.reconstruction_pass(
+        reconstruction_scores, reconstructions, test_codes = self.reconstruction_pass(
             model, features, fid, kid, test_images, test_labels
         )
         metrics |= reconstruction_scores
         metrics |= self.generation_scores(features, fid, kid, reconstructions, "recon")
 
-        test_codes = self.encode_all(model, test_images, "encoding the test images")
         generator = torch.Generator().manual_seed(self.seed)
         prior_codes = model.sample_prior(self.num_generated, generator).float().cpu()
-        prior_samples = self.decode_all(model, prior_codes, "decoding prior samples")
+        prior_samples = self.map_batches(model.decode, prior_codes, "decoding prior samples")
         metrics |= self.generation_scores(features, fid, kid, prior_samples, "prior")
 
-        train_codes = self.encode_all(model, train_images, "encoding the training images")
-        mixture_samples = self.decode_all(
-            model, self.mixture_codes(train_codes), "decoding mixture samples"
+        train_codes = self.map_batches(
+            lambda images: model.encode(to_float_images(images)),
+            train_images,
+            "encoding the training images",
+        )
+        mixture_samples = self.map_batches(
+            model.decode, self.mixture_codes(train_codes), "decoding mixture samples"
         )
         metrics |= self.generation_scores(features, fid, kid, mixture_samples, "gmm")
 
@@ -351,7 +348,7 @@ class Evaluator:
             "dataset": dataset,
             "test_images": len(test_images),
             "generated_images": self.num_generated,
-            "parameters": count_parameters(model),
+            "parameters": sum(parameter.numel() for parameter in model.parameters()),
             "n_z": model.hparams.n_z,
             "metrics": metrics,
         }
@@ -364,23 +361,23 @@ class Evaluator:
         kid: KernelInceptionDistance,
         images: Tensor,
         labels: Tensor,
-    ) -> tuple[dict[str, float], Tensor]:
-        """Reconstruction scores over the test split, and the reconstructions (on the CPU).
-
-        Also feeds the test images to FID and KID as the real set."""
+    ) -> tuple[dict[str, float], Tensor, Tensor]:
+        """Reconstruction scores over the test split; the reconstructions and the codes (on the
+        CPU). Also feeds the test images to FID and KID as the real set."""
         device = self.torch_device
         mse, bce = MeanMetric().to(device), MeanMetric().to(device)
         ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
         psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)).to(device)
         correct_recon = correct_test = 0
-        reconstructions = []
+        reconstructions, codes = [], []
         for batch, batch_labels in zip(
             self.batches(images, "reconstructing the test images"),
             labels.split(self.batch_size),
             strict=True,
         ):
             batch, batch_labels = to_float_images(batch.to(device)), batch_labels.to(device)
-            logits = model.decoder(model.encode(batch)).float()
+            batch_codes = model.encode(batch)
+            logits = model.decoder(batch_codes).float()
             recon = torch.sigmoid(logits)
             mse.update(F.mse_loss(recon, batch, reduction="none").flatten(1).mean(1))
             bce.update(
@@ -396,6 +393,7 @@ class Evaluator:
             correct_test += int((features.predict(real) == batch_labels).sum())
             correct_recon += int((features.predict(features(recon)) == batch_labels).sum())
             reconstructions.append(recon.cpu())
+            codes.append(batch_codes.float().cpu())
         scores = {
             "recon_mse": float(mse.compute()),
             "recon_bce": float(bce.compute()),
@@ -404,7 +402,7 @@ class Evaluator:
             "recon_accuracy": correct_recon / len(images),
             "test_accuracy": correct_test / len(images),
         }
-        return scores, torch.cat(reconstructions)
+        return scores, torch.cat(reconstructions), torch.cat(codes)
 
     def mixture_codes(self, train_codes: Tensor) -> Tensor:
         """``num_generated`` codes from a Gaussian mixture fitted to the training codes, shuffled."""
@@ -435,7 +433,7 @@ class Evaluator:
         pixels = to_float_images(images[:points]).flatten(1).numpy()
         latent = codes[:points].numpy()
         log.info("t-SNE of %d test images in pixel space and in latent space", points)
-        data = {
+        return {
             "originals": originals.numpy(),
             "pixel_interpolations": pixel_path.cpu().numpy(),
             "latent_interpolations": model.interpolate(starts, ends, self.interpolation_steps)
@@ -448,17 +446,12 @@ class Evaluator:
             "pca_pixel": PCA(2, random_state=self.seed).fit_transform(pixels),
             "pca_latent": PCA(2, random_state=self.seed).fit_transform(latent),
         }
-        return data
 
     def tsne(self, points: np.ndarray) -> np.ndarray:
         perplexity = min(30.0, (len(points) - 1) / 3)
         return TSNE(
             2, perplexity=perplexity, init="pca", random_state=self.seed, verbose=self.progress
         ).fit_transform(points)
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
 
 
 CURVE_TAGS = ("train/loss", "val/loss", "train/recon_mse", "val/recon_mse")

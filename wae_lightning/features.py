@@ -34,7 +34,7 @@ MIN_ACCURACY = {"mnist": 0.99, "fashion_mnist": 0.90}
 """Test accuracy a cached classifier must reach before its features are trusted for FID."""
 
 
-class DigitClassifier(L.LightningModule):
+class FeatureClassifier(L.LightningModule):
     """Two conv blocks and a ``num_features``-wide hidden layer, whose activations are the features.
 
     Trained with Adam on the 55,000 training images of the auto-encoders' split; the test split
@@ -91,7 +91,7 @@ class FrozenFeatures(nn.Module):
     when a metric holding it is switched to training mode.
     """
 
-    def __init__(self, classifier: DigitClassifier) -> None:
+    def __init__(self, classifier: FeatureClassifier) -> None:
         super().__init__()
         self.features = classifier.features
         self.classify = classifier.classify
@@ -149,13 +149,13 @@ def cache_path(cache_dir: Path, settings: dict[str, Any]) -> Path:
 
 def train_classifier(
     data_dir: str | Path, settings: dict[str, Any], progress: bool
-) -> tuple[DigitClassifier, float]:
+) -> tuple[FeatureClassifier, float]:
     """Train on the training split and return the classifier with its test-split accuracy."""
     L.seed_everything(settings["seed"], verbose=False)
     datamodule = AutoEncoderDataModule(
         settings["dataset"], data_dir, batch_size=128, eval_batch_size=1000
     )
-    classifier = DigitClassifier(width=settings["width"], num_features=settings["num_features"])
+    classifier = FeatureClassifier(width=settings["width"], num_features=settings["num_features"])
     trainer = L.Trainer(
         accelerator="auto",
         devices=1,
@@ -193,7 +193,7 @@ def load_feature_network(
     settings = classifier_settings(dataset, epochs, width, num_features, seed, limit_batches)
     path = cache_path(Path(cache_dir), settings)
     if path.is_file():
-        classifier = DigitClassifier(width=width, num_features=num_features)
+        classifier = FeatureClassifier(width=width, num_features=num_features)
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             classifier.load_state_dict(saved["state_dict"])

@@ -21,7 +21,7 @@ from torchvision.utils import make_grid  # noqa: E402
 PADDING = 2
 
 
-def image_rows(rows: Sequence[tuple[str, torch.Tensor | np.ndarray]], title: str = "") -> Figure:
+def image_rows(rows: Sequence[tuple[str, torch.Tensor | np.ndarray]]) -> Figure:
     """One labelled row per entry; every entry holds the same number of images (n, 1, H, W)."""
     images = [torch.as_tensor(row).float().cpu() for _, row in rows]
     per_row = len(images[0])
@@ -37,8 +37,6 @@ def image_rows(rows: Sequence[tuple[str, torch.Tensor | np.ndarray]], title: str
     axes.tick_params(length=0)
     for spine in axes.spines.values():
         spine.set_visible(False)
-    if title:
-        axes.set_title(title)
     figure.tight_layout()
     return figure
 

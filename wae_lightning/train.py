@@ -21,12 +21,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from wae_lightning.checkpoints import check_checkpoint_matches
-from wae_lightning.evaluation import EVALUATION_DIR, Evaluator, metric_names
+from wae_lightning.evaluation import EVALUATION_DIR, METRICS_FILE, Evaluator, metric_names
 from wae_lightning.models.base import AutoEncoderModule
 
 log = logging.getLogger(__name__)
-
-METRICS_FILE = "metrics.json"
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
