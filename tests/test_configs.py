@@ -65,6 +65,9 @@ def test_logger_and_callback_configs_instantiate(name, tiny_config, tmp_path):
         "TQDMProgressBar",
         "ImageLogger",
         "InterruptedRunCheckpoint",
+        "LastCheckpoint",
+        "RandomState",
+        "DivergenceGuard",
     }
 
 

@@ -6,7 +6,13 @@ import pytest
 import torch
 import torchvision
 
-from wae_lightning.data import AutoEncoderDataModule, DatasetNotFoundError, TensorBatches, read_idx
+from wae_lightning.data import (
+    AutoEncoderDataModule,
+    DatasetFileError,
+    DatasetNotFoundError,
+    TensorBatches,
+    read_idx,
+)
 
 
 def fingerprints(images: torch.Tensor) -> torch.Tensor:
@@ -124,6 +130,26 @@ def test_a_truncated_file_is_reported(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda data: data[: len(data) // 2], "truncated or corrupt"),  # a cut-off download
+        (lambda data: data[:20] + b"\x00" * 50 + data[70:], "truncated or corrupt"),
+        (lambda data: gzip.compress(b"not an idx file"), "not an IDX file"),
+    ],
+)
+def test_a_damaged_dataset_file_is_named_with_how_to_restore_it(damage, reason, tmp_path, data_dir):
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(data_dir / "MNIST" / "raw", raw)
+    damaged = raw / "t10k-images-idx3-ubyte.gz"
+    damaged.write_bytes(damage(damaged.read_bytes()))
+    with pytest.raises(DatasetFileError) as error:
+        AutoEncoderDataModule("mnist", tmp_path, download=False).setup()
+    message = str(error.value)
+    assert str(damaged) in message and reason in message
+    assert f"data.data_dir={tmp_path}" in message and "delete t10k-images-idx3-ubyte.gz" in message
+
+
+@pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
         ({"dataset": "cifar10"}, ValueError, "unknown dataset 'cifar10'"),
@@ -153,7 +179,9 @@ def epoch_images(loader) -> torch.Tensor:
 def test_tensor_loader_yields_every_training_image_once_per_epoch_in_new_orders(mnist):
     loader = mnist.train_dataloader()
     assert isinstance(loader, TensorBatches)
-    first, second = epoch_images(loader), epoch_images(loader)
+    first = epoch_images(loader)
+    loader.sampler.set_epoch(1)  # what Lightning does at the start of every epoch
+    second = epoch_images(loader)
     training_images = mnist.splits["train"].tensors[0]
     assert len(first) == len(second) == len(training_images) == 55_000
     assert torch.equal(fingerprints(first), fingerprints(training_images))
@@ -199,13 +227,34 @@ def test_tensor_loader_shards_each_epoch_across_processes(mnist):
     assert len(fingerprints(together).unique()) >= len(images) - 20  # padding repeats 1 image
 
 
-def test_tensor_loader_resumes_with_the_next_permutation(mnist):
+def test_every_epoch_order_can_be_drawn_again(mnist):
+    """The order depends on the seed and the epoch only: a resumed run sees the same order."""
     images, labels = mnist.splits["val"].tensors
     loader = TensorBatches(images, labels, 500, shuffle=True, seed=3)
-    epoch_images(loader)
+    loader.sampler.set_epoch(4)
+    again = TensorBatches(images, labels, 500, shuffle=True, seed=3)
+    again.sampler.set_epoch(4)
+    assert torch.equal(epoch_images(loader), epoch_images(again))
+    again.sampler.set_epoch(5)
+    assert not torch.equal(epoch_images(loader), epoch_images(again))
+
+
+def test_tensor_loader_resumes_mid_epoch_with_the_next_batch(mnist):
+    images, labels = mnist.splits["val"].tensors
+    loader = TensorBatches(images, labels, 500, shuffle=True, seed=3)
+    loader.sampler.set_epoch(2)
+    batches = iter(loader)
+    taken = [next(batches)[0] for _ in range(4)]  # four batches trained, then the run stopped
     resumed = TensorBatches(images, labels, 500, shuffle=True, seed=3)
     resumed.load_state_dict(loader.state_dict())
-    assert torch.equal(epoch_images(resumed), epoch_images(loader))
+    resumed.sampler.set_epoch(2)
+    rest = epoch_images(resumed)
+    assert len(rest) == len(images) - 4 * 500
+    assert torch.equal(torch.cat([*taken, rest]), epoch_images(loader))
+
+    resumed.load_state_dict(loader.state_dict())
+    resumed.sampler.set_epoch(3)  # the saved epoch was finished: the next one starts afresh
+    assert len(epoch_images(resumed)) == len(images)
 
 
 def test_tensor_loader_stays_on_the_cpu_without_an_accelerator(data_dir):

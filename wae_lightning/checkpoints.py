@@ -1,16 +1,102 @@
-"""Reading checkpoints safely: a clear error for a missing, corrupt or mismatched file."""
+"""Checkpoint files: written whole and verified, or the run stops; read with a clear error for a
+missing, corrupt or mismatched file."""
 
 import importlib
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from torch import Tensor
 
 from wae_lightning.models.base import CHECKPOINT_MODEL_KEY, AutoEncoderModule
+
+LAST_CHECKPOINT = "last.ckpt"
+"""In a run's ``checkpoints/``: the latest state, what ``ckpt_path=`` resumes from."""
+INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
+"""In a run's ``checkpoints/``: the state where a signal or an error stopped training."""
 
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be used for what was asked."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written, or what was written does not read back whole."""
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """Weights holding NaN or infinite values, which are never saved nor evaluated."""
+
+
+def non_finite_entries(state_dict: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of ``state_dict`` that hold a NaN or an infinity."""
+    return [
+        name
+        for name, tensor in state_dict.items()
+        if isinstance(tensor, Tensor)
+        and tensor.is_floating_point()
+        and not bool(torch.isfinite(tensor).all())
+    ]
+
+
+def describe_entries(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
+
+
+class VerifiedCheckpointIO(TorchCheckpointIO):
+    """Writes checkpoints so that one on disk is always whole, or the run stops with the reason.
+
+    Lightning's own writer swallows a ``PermissionError``, so a run could finish "successfully"
+    with no checkpoint at all. Here every checkpoint is refused if its weights are not finite
+    (a diverged model is never kept as ``last`` or best), written to a temporary file beside its
+    place, flushed to disk, read back (every zip entry's checksum, and the step it records), and
+    only then moved into place: an old ``last.ckpt`` is never replaced by a broken one. Any
+    failure raises :class:`CheckpointWriteError`, naming the file and the reason.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        bad = non_finite_entries(checkpoint.get("state_dict", {}))
+        if bad:
+            raise NonFiniteWeightsError(
+                f"refusing to save {path}: the weights {describe_entries(bad)} hold NaN or "
+                "infinite values (the model diverged); the checkpoints already on disk are kept"
+            )
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            verify_checkpoint_file(partial, checkpoint.get("global_step"))
+            os.replace(partial, path)
+        except Exception as error:  # noqa: BLE001 - every way of failing stops the run the same way
+            partial.unlink(missing_ok=True)
+            raise CheckpointWriteError(
+                f"could not write the checkpoint {path} ({type(error).__name__}: {error}). "
+                "Make sure its folder is writable and its disk has room; the run stopped so that "
+                "no result names a checkpoint that does not exist"
+            ) from error
+
+
+def verify_checkpoint_file(path: Path, global_step: int | None) -> None:
+    """Raise unless ``path`` reads back whole and records ``global_step``."""
+    with zipfile.ZipFile(path) as archive:
+        damaged = archive.testzip()
+    if damaged is not None:
+        raise OSError(f"the entry {damaged} reads back with a wrong checksum")
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if global_step is not None and saved.get("global_step") != global_step:
+        raise OSError(
+            f"it reads back step {saved.get('global_step')}, not the step {global_step} written"
+        )
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

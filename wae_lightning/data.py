@@ -6,6 +6,8 @@ downloaded through torchvision when online.
 """
 
 import gzip
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -13,7 +15,9 @@ import numpy as np
 import torch
 import torchvision
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from wae_lightning.checks import check_count
 
 DATASETS: dict[str, type[torchvision.datasets.MNIST]] = {
     "mnist": torchvision.datasets.MNIST,
@@ -37,15 +41,54 @@ def ends_with_a_lone_image(count: int, batch_size: int) -> bool:
     return count % batch_size == 1
 
 
+class EpochPermutation(Sampler[int]):
+    """The order of an epoch's images: a permutation seeded by ``seed + epoch``.
+
+    Any epoch's order can be drawn again, so a resumed run sees exactly the order the
+    uninterrupted run saw. Lightning calls ``set_epoch`` at the start of every epoch (the
+    protocol of ``DistributedSampler``). Without ``shuffle`` the order is the stored one. Under
+    data parallelism every process draws the same permutation and takes every
+    ``world_size``-th index of it from ``rank`` on (wrapped to equal length, as
+    ``DistributedSampler`` does).
+    """
+
+    def __init__(
+        self, count: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.count, self.seed, self.shuffle = count, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.per_process = -(-count // world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_process
+
+    def indices(self) -> Tensor:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.count, generator=generator)
+        else:
+            order = torch.arange(self.count)
+        if self.world_size > 1:
+            order = torch.cat([order, order[: self.per_process * self.world_size - self.count]])
+            order = order[self.rank :: self.world_size]
+        return order
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
+
+
 class TensorBatches:
     """Batches cut from whole in-memory tensors: one indexing operation per batch.
 
-    Each pass over the training split draws a new permutation, seeded by ``seed`` and the pass
-    number, so every image comes exactly once per epoch in a new order; without ``shuffle`` the
-    order is the stored one. Under data parallelism every process draws the same permutation and
-    takes every ``world_size``-th index of it from ``rank`` on (wrapped to equal length, as
-    ``DistributedSampler`` does). The tensors may live on the GPU; nothing here touches
-    individual samples in Python.
+    The order is the ``sampler``'s (:class:`EpochPermutation`). The loader is resumable: its
+    ``state_dict`` says how many batches of which epoch were taken, and a run resumed in the
+    middle of that epoch continues with the next batch of the same permutation. (Lightning
+    fetches no batch ahead from a loader with a length, so a batch taken is a batch trained.)
+    The tensors may live on the GPU; nothing here touches individual samples in Python.
     """
 
     def __init__(
@@ -59,36 +102,32 @@ class TensorBatches:
         world_size: int = 1,
     ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.rank, self.world_size = rank, world_size
-        self.passes = 0
-        self.per_process = -(-len(images) // world_size)
-        self.drop_last = shuffle and ends_with_a_lone_image(self.per_process, batch_size)
+        self.batch_size = batch_size
+        # the DataLoader attributes Lightning reads: it calls sampler.set_epoch every epoch
+        self.sampler = EpochPermutation(len(images), seed, shuffle, rank, world_size)
+        self.batch_sampler = None
+        self.drop_last = shuffle and ends_with_a_lone_image(len(self.sampler), batch_size)
+        self.taken = 0
+        self.resume_at: dict[str, int] | None = None
 
     def __len__(self) -> int:
-        full, rest = divmod(self.per_process, self.batch_size)
+        full, rest = divmod(len(self.sampler), self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
     def state_dict(self) -> dict[str, int]:
-        """Saved in checkpoints by Lightning, so a resumed run goes on with fresh permutations."""
-        return {"passes": self.passes}
+        """Saved in checkpoints by Lightning: where in which epoch's order training stood."""
+        return {"epoch": self.sampler.epoch, "taken": self.taken}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.passes = state["passes"]
+        """Resume there, if training resumes in that epoch (else the next epoch starts afresh)."""
+        self.resume_at = state
 
-    def __iter__(self):
-        count = len(self.images)
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.passes)
-            order = torch.randperm(count, generator=generator)
-            self.passes += 1
-        else:
-            order = torch.arange(count)
-        if self.world_size > 1:
-            order = torch.cat([order, order[: self.per_process * self.world_size - count]])
-            order = order[self.rank :: self.world_size]
-        order = order.to(self.images.device)
-        for batch in range(len(self)):
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        start, self.resume_at = (self.resume_at or {}), None
+        first = start.get("taken", 0) if start.get("epoch") == self.sampler.epoch else 0
+        order = self.sampler.indices().to(self.images.device)
+        for batch in range(first, len(self)):
+            self.taken = batch + 1
             index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
             yield self.images[index], self.labels[index]
 
@@ -97,11 +136,20 @@ class DatasetNotFoundError(FileNotFoundError):
     """The dataset's files are missing and could not be downloaded."""
 
 
+class DatasetFileError(ValueError):
+    """A dataset file is there but cannot be read: truncated, corrupt or not an IDX file."""
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (the MNIST format), gzip-compressed or not, into a numpy array."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as file:
-        data = file.read()
+    try:
+        with opener(path, "rb") as file:
+            data = file.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise ValueError(
+            f"{path} is truncated or corrupt ({type(error).__name__}: {error})"
+        ) from error
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
     ndim = data[3]
@@ -165,29 +213,20 @@ class AutoEncoderDataModule(L.LightningDataModule):
                 f"data_dir {str(data_dir)!r} is not a directory: set data.data_dir to the directory "
                 f"that holds {DATASETS[dataset].__name__}/raw/"
             )
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 2:
-            raise ValueError(
-                f"batch_size must be an integer >= 2, got {batch_size!r}: set data.batch_size. "
-                "Training normalises each batch (BatchNorm), which one image cannot do; "
-                "evaluation takes any data.eval_batch_size >= 1"
-            )
-        if eval_batch_size is not None and (
-            not isinstance(eval_batch_size, int)
-            or isinstance(eval_batch_size, bool)
-            or eval_batch_size < 1
-        ):
-            raise ValueError(
-                f"eval_batch_size must be an integer >= 1 or null, got {eval_batch_size!r}: "
-                "set data.eval_batch_size"
-            )
+        check_count(
+            batch_size,
+            "data.batch_size",
+            minimum=2,
+            why="Training normalises each batch (BatchNorm), which one image cannot do; "
+            "evaluation takes any data.eval_batch_size >= 1",
+        )
+        if eval_batch_size is not None:
+            check_count(eval_batch_size, "data.eval_batch_size", why="Or null: data.batch_size.")
         if not isinstance(val_size, int) or not 0 < val_size < TRAIN_SIZE:
             raise ValueError(
                 f"val_size must be an integer in [1, {TRAIN_SIZE - 1}], got {val_size!r}: set data.val_size"
             )
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(
-                f"num_workers must be an integer >= 0, got {num_workers!r}: set data.num_workers"
-            )
+        check_count(num_workers, "data.num_workers", minimum=0)
         if loader not in LOADERS:
             raise ValueError(f"loader must be one of {LOADERS}, got {loader!r}: set data.loader")
         if on_device not in (True, False, "auto"):
@@ -238,13 +277,25 @@ class AutoEncoderDataModule(L.LightningDataModule):
         """All images (uint8, N x 1 x 28 x 28) and labels (int64) of ``"train"`` or ``"test"``."""
         self.prepare_data()
         image_stem, label_stem = SPLIT_FILES[split]
-        images = torch.from_numpy(read_idx(self.raw_file(image_stem)).copy()).unsqueeze(1)
-        labels = torch.from_numpy(read_idx(self.raw_file(label_stem)).astype(np.int64))
+        images = torch.from_numpy(self.read_raw_file(image_stem).copy()).unsqueeze(1)
+        labels = torch.from_numpy(self.read_raw_file(label_stem).astype(np.int64))
         if len(images) != len(labels):
             raise ValueError(
                 f"{self.raw_dir}: {len(images)} {split} images but {len(labels)} labels"
             )
         return TensorDataset(images, labels)
+
+    def read_raw_file(self, stem: str) -> np.ndarray:
+        """One IDX file of the dataset; a damaged one is named, with how to restore it."""
+        path = self.raw_file(stem)
+        try:
+            return read_idx(path)
+        except ValueError as error:
+            raise DatasetFileError(
+                f"{error}. It is part of {self.dataset} in data.data_dir={self.data_dir}: restore "
+                f"it from a good copy, or delete {path.name} and run again online "
+                "(data.download=true) to download it again"
+            ) from error
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -299,7 +350,8 @@ class AutoEncoderDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=training,
+            # the epoch's permutation, as the tensor loader draws it (Lightning wraps it for DDP)
+            sampler=EpochPermutation(len(dataset), torch.initial_seed(), shuffle=training),
             drop_last=training and ends_with_a_lone_image(len(dataset), batch_size),
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,

@@ -15,6 +15,7 @@ PNG, logged to TensorBoard, and their data saved in ``figure_data.npz`` for the 
 """
 
 import csv
+import inspect
 import json
 import logging
 import time
@@ -44,6 +45,8 @@ from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from wae_lightning import figures
+from wae_lightning.checkpoints import describe_entries, non_finite_entries
+from wae_lightning.checks import check_count
 from wae_lightning.data import DATASETS, AutoEncoderDataModule, to_float_images
 from wae_lightning.features import FeatureVectors, FrozenFeatures, load_feature_network
 from wae_lightning.losses import mmd_imq
@@ -107,6 +110,56 @@ MINIMUMS = {
 """The smallest value each count of :class:`Evaluator` accepts."""
 
 
+def check_classifier_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse feature-classifier settings that would only fail after training."""
+    known = set(inspect.signature(load_feature_network).parameters) - {"dataset", "data_dir"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown evaluation.classifier setting(s) {unknown}: choose from {sorted(known)}"
+        )
+    for name in ("epochs", "width", "num_features"):
+        if name in settings:
+            check_count(settings[name], f"evaluation.classifier.{name}")
+    limit = settings.get("limit_batches", 1.0)
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int | float)
+        or not limit > 0
+        or (isinstance(limit, float) and limit > 1)
+    ):
+        raise ValueError(
+            f"limit_batches must be a fraction in (0, 1] or a number of batches >= 1, got "
+            f"{limit!r}: set evaluation.classifier.limit_batches"
+        )
+    accuracy = settings.get("min_accuracy")
+    if accuracy is not None and (isinstance(accuracy, bool) or not 0 <= accuracy <= 1):
+        raise ValueError(
+            f"min_accuracy must be a test accuracy in [0, 1] or null, got {accuracy!r}: "
+            "set evaluation.classifier.min_accuracy"
+        )
+
+
+class EvaluationError(ValueError):
+    """The model cannot be evaluated: its weights or outputs are not finite."""
+
+
+def require_finite(values: Tensor, what: str, fix: str) -> None:
+    """Raise :class:`EvaluationError` when ``values`` hold NaN or infinity.
+
+    scikit-learn and the matrix square root of FID can crash the interpreter on such input
+    (a segmentation fault in LAPACK), so it is refused before them.
+    """
+    if not bool(torch.isfinite(values).all()):
+        raise EvaluationError(f"{what} hold NaN or infinite values: {fix}")
+
+
+DIVERGED_FIX = (
+    "the model diverged in training; evaluate an earlier checkpoint, or train again with a lower "
+    "learning rate"
+)
+
+
 @dataclass
 class Evaluator:
     """Scores a model and draws its figures; configured by ``conf/evaluation/default.yaml``.
@@ -155,19 +208,37 @@ class Evaluator:
             value = getattr(self, name)
             if value is None and name in ("test_images", "train_images"):
                 continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            check_count(value, f"evaluation.{name}", minimum)
+        # KID compares random subsets of kid_subset_size images of each set it is given
+        sets = {"num_generated": self.num_generated}
+        if self.test_images is not None:
+            sets["test_images"] = self.test_images
+        if self.train_images is not None:
+            sets["train_images"] = self.train_images  # the floor's training images
+        for name, count in sets.items():
+            if self.kid_subset_size > count:
                 raise ValueError(
-                    f"{name} must be an integer >= {minimum}, got {value!r}: set evaluation.{name}"
+                    f"kid_subset_size ({self.kid_subset_size}) exceeds {name} ({count}): KID "
+                    f"draws subsets of that size from every set; lower evaluation.kid_subset_size "
+                    f"or raise evaluation.{name}"
                 )
-        if self.kid_subset_size > self.num_generated:
+        if self.test_images is not None and 2 * self.num_pairs > self.test_images:
             raise ValueError(
-                f"kid_subset_size ({self.kid_subset_size}) exceeds num_generated "
-                f"({self.num_generated}): lower evaluation.kid_subset_size"
+                f"num_pairs ({self.num_pairs}) needs {2 * self.num_pairs} test images, but "
+                f"test_images is {self.test_images}: lower evaluation.num_pairs or raise "
+                "evaluation.test_images"
+            )
+        if self.train_images is not None and self.mixture_components > self.train_images:
+            raise ValueError(
+                f"mixture_components ({self.mixture_components}) exceeds train_images "
+                f"({self.train_images}), whose codes the mixture is fitted to: lower "
+                "evaluation.mixture_components or raise evaluation.train_images"
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(
                 f"device must be auto, cpu or cuda, got {self.device!r}: set evaluation.device"
             )
+        check_classifier_settings(self.classifier)
 
     @property
     def torch_device(self) -> torch.device:
@@ -202,8 +273,10 @@ class Evaluator:
         name: str,
     ) -> dict[str, float]:
         """FID and KID of ``images`` against the test images already in the metrics."""
+        require_finite(images, f"the {name} images", DIVERGED_FIX)
         for batch in self.batches(images, f"features of {name}"):
             vectors = features(batch.to(self.torch_device))
+            require_finite(vectors, f"the features of the {name} images", DIVERGED_FIX)
             fid.update(vectors, real=False)
             kid.update(vectors, real=False)
         torch.manual_seed(self.seed)  # KID draws its subsets from the global generator
@@ -235,6 +308,12 @@ class Evaluator:
         summary that is also written to ``output_dir/metrics.json``.
         """
         start = time.perf_counter()
+        bad = non_finite_entries(model.state_dict())
+        if bad:
+            raise EvaluationError(
+                f"the weights {describe_entries(bad)} of the {type(model).__name__} hold NaN or "
+                f"infinite values: {DIVERGED_FIX}"
+            )
         options = {"progress": self.progress, **self.classifier}
         # first: training the classifier, on the first use, switches gradients back on
         features, classifier_record = load_feature_network(
@@ -297,6 +376,7 @@ class Evaluator:
         reconstruction_scores, reconstructions, test_codes = self.reconstruction_pass(
             model, features, fid, kid, test_images, test_labels
         )
+        require_finite(test_codes, "the codes of the test images", DIVERGED_FIX)
         metrics |= reconstruction_scores
         metrics |= self.generation_scores(features, fid, kid, reconstructions, "recon")
 
@@ -406,6 +486,7 @@ class Evaluator:
 
     def mixture_codes(self, train_codes: Tensor) -> Tensor:
         """``num_generated`` codes from a Gaussian mixture fitted to the training codes, shuffled."""
+        require_finite(train_codes, "the codes of the training images", DIVERGED_FIX)
         log.info(
             "Fitting a %d-component Gaussian mixture to %d training codes",
             self.mixture_components,

@@ -9,7 +9,8 @@ each latent space; training curves). It writes ``report.md`` (with ``figures/``)
 self-contained ``report.html`` and ``metrics.csv``.
 
 A multirun of ``wae_lightning.train`` writes this report into its folder when it ends
-(:class:`SweepReport`).
+(:class:`wae_lightning.sweep.SweepReport`). Jobs that failed or were interrupted are listed
+with their reason.
 """
 
 import argparse
@@ -25,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from wae_lightning import figures
 from wae_lightning.data import DATASETS
@@ -42,6 +42,8 @@ from wae_lightning.evaluation import (
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
+FAILURE_FILE = "failure.json"
+"""In a job's folder when it failed (written by :class:`wae_lightning.sweep.JobFailureRecord`)."""
 MODEL_ORDER = ("AE", "VAE", "WAE-GAN", "WAE-MMD")
 """Column order of the models; any other model follows them."""
 
@@ -103,13 +105,60 @@ def experiment_of(directory: Path) -> str:
     return "" if choice in (None, "null") else str(choice)
 
 
-def find_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Every evaluated run at or below ``paths``, in model order within each dataset."""
+@dataclass
+class UnfinishedJob:
+    """A job that failed or was interrupted, with its one-line reason."""
+
+    directory: Path
+    status: str
+    reason: str
+    overrides: list[str]
+
+
+def find_unfinished(paths: Sequence[str | Path]) -> list[UnfinishedJob]:
+    """Jobs at or below ``paths`` that failed (``failure.json``, written by the sweep's Hydra
+    callback) or whose ``metrics.json`` says they were interrupted or failed."""
+    jobs: dict[Path, UnfinishedJob] = {}
+    for path in map(Path, paths):
+        for file in sorted(path.glob(f"**/{FAILURE_FILE}")):
+            record = json.loads(file.read_text())
+            reason = (
+                f"{record['error']}: {record['reason']}" if record["reason"] else record["error"]
+            )
+            jobs[file.parent] = UnfinishedJob(file.parent, "failed", reason, record["overrides"])
+        for file in sorted(path.glob(f"**/{METRICS_FILE}")):
+            if file.parent in jobs or file.parent.name == EVALUATION_DIR:
+                continue
+            summary = json.loads(file.read_text())
+            status = summary.get("status", "completed")
+            if status in ("interrupted", "failed"):
+                reason = summary.get("error") or (
+                    f"stopped by {summary.get('signal')}; resume: {summary.get('resume_command')}"
+                )
+                jobs[file.parent] = UnfinishedJob(
+                    file.parent, status, reason, overrides_of(file.parent)
+                )
+    return sorted(jobs.values(), key=lambda job: str(job.directory))
+
+
+def overrides_of(directory: Path) -> list[str]:
+    record = directory / ".hydra" / "overrides.yaml"
+    return [str(item) for item in OmegaConf.load(record)] if record.is_file() else []
+
+
+def find_runs(paths: Sequence[str | Path], unfinished: int = 0) -> list[Run]:
+    """Every evaluated run at or below ``paths``, in model order within each dataset.
+
+    With no evaluated run, an error explains what to do, unless ``unfinished`` jobs (failed or
+    interrupted) are there to report.
+    """
     evaluation_files: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             raise ReportError(f"{str(path)!r} is not a directory: give a sweep's or a run's folder")
         evaluation_files += sorted(path.glob(f"**/{EVALUATION_DIR}/{METRICS_FILE}"))
+    if not evaluation_files and unfinished:
+        return []
     if not evaluation_files:
         trained = [
             p.parent for path in map(Path, paths) for p in Path(path).glob(f"**/{METRICS_FILE}")
@@ -346,7 +395,20 @@ figcaption { color: #444; }
 """
 
 
-def write_report(runs: list[Run], output_dir: str | Path, sources: Sequence[str | Path]) -> Path:
+def unfinished_table(jobs: list[UnfinishedJob]) -> Table:
+    table = Table(["job", "status", "overrides", "reason"])
+    for job in jobs:
+        table.rows.append([job.directory.name, job.status, " ".join(job.overrides), job.reason])
+        table.best.append(set())
+    return table
+
+
+def write_report(
+    runs: list[Run],
+    output_dir: str | Path,
+    sources: Sequence[str | Path],
+    unfinished: Sequence[UnfinishedJob] = (),
+) -> Path:
     """Write report.md, report.html, metrics.csv and figures/ to ``output_dir``; return the HTML."""
     output_dir = Path(output_dir)
     figure_dir = output_dir / "figures"
@@ -357,6 +419,11 @@ def write_report(runs: list[Run], output_dir: str | Path, sources: Sequence[str 
     )
     markdown = [f"# {title}", "", intro, ""]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>"]
+    if unfinished:
+        heading = f"Jobs that did not finish ({len(unfinished)})"
+        table = unfinished_table(list(unfinished))
+        markdown += [f"## {heading}", "", markdown_table(table), ""]
+        body += [f"<h2>{html.escape(heading)}</h2>", html_table(table)]
     datasets = list(dict.fromkeys(run.dataset for run in runs))
     for dataset in datasets:
         chosen = [run for run in runs if run.dataset == dataset]
@@ -428,23 +495,13 @@ def report(paths: Sequence[str | Path], output_dir: str | Path | None = None) ->
                 "several folders were given: choose where the report goes with --output"
             )
         output_dir = Path(paths[0]) / REPORT_DIR
-    runs = find_runs(paths)
-    html_file = write_report(runs, output_dir, paths)
+    unfinished = find_unfinished(paths)
+    runs = find_runs(paths, len(unfinished))
+    html_file = write_report(runs, output_dir, paths, unfinished)
     log.info("Report of %d run(s): %s", len(runs), html_file)
+    for job in unfinished:
+        log.warning("Job %s %s: %s", job.directory.name, job.status, job.reason)
     return html_file
-
-
-class SweepReport(Callback):
-    """Hydra callback: when a multirun of the training ends, report on its runs in its folder."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            html_file = report([sweep_dir])
-        except ReportError as error:
-            log.warning("No report for %s: %s", sweep_dir, error)
-        else:
-            print(f"Report of the sweep: {html_file}")
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -9,18 +9,25 @@ Examples::
 
 import json
 import logging
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from wae_lightning.checkpoints import check_checkpoint_matches
+from wae_lightning.callbacks import RunInterrupted, SignalStop
+from wae_lightning.checkpoints import (
+    INTERRUPTED_CHECKPOINT,
+    LAST_CHECKPOINT,
+    check_checkpoint_matches,
+)
 from wae_lightning.evaluation import EVALUATION_DIR, METRICS_FILE, Evaluator, metric_names
 from wae_lightning.models.base import AutoEncoderModule
 
@@ -57,7 +64,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     With ``train=false`` the checkpoint ``ckpt_path`` is only tested. With ``evaluate=true``
     the tested weights are then evaluated (``evaluation/``; metrics named ``eval/...``). The
     metrics, the epochs and steps, the fit's wall time and the best checkpoint are written to
-    ``metrics.json`` in the run's folder.
+    ``metrics.json`` in the run's folder, with a ``status``: ``completed``; ``interrupted`` (by
+    SIGINT or SIGTERM: with the checkpoint and the command that resume the run, and the process
+    exits with 130 or 143); or ``failed`` (with the error, which is raised again).
     """
     L.seed_everything(cfg.seed, workers=True)
     evaluator: Evaluator | None = (
@@ -67,17 +76,57 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data, _convert_="all")
     model = instantiate(cfg.model, _convert_="all")
     check_run_settings(cfg, model)
+    output_dir = Path(cfg.paths.output_dir)
     if cfg.ckpt_path is not None:
         check_checkpoint_matches(cfg.ckpt_path, model)
+        warn_if_resumed_elsewhere(Path(cfg.ckpt_path), output_dir)
 
     loggers = instantiate_group(cfg.get("logger"))
+    stopper = SignalStop()
     trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
+        cfg.trainer,
+        callbacks=[*instantiate_group(cfg.get("callbacks")), stopper],
+        logger=loggers or False,
     )
-    output_dir = Path(cfg.paths.output_dir)
-    summary: dict[str, Any] = {"model": type(model).__name__, "dataset": datamodule.dataset}
-    test_checkpoint = cfg.ckpt_path
+    summary: dict[str, Any] = {
+        "model": type(model).__name__,
+        "dataset": datamodule.dataset,
+        "status": "running",
+        "metrics": {},
+    }
+    with stopper.installed():
+        try:
+            run_stages(cfg, trainer, model, datamodule, evaluator, loggers, summary, stopper)
+        except RunInterrupted as stop:
+            summary |= interruption_record(stop, trainer, output_dir)
+            write_summary(trainer, output_dir, summary)
+            log.warning("Run interrupted by %s; %s", stop.signal_name, summary["resume_command"])
+            raise SystemExit(stop.exit_code) from None
+        except Exception as error:
+            summary |= {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+            write_summary(trainer, output_dir, summary)
+            raise
+    summary["status"] = "completed"
+    write_summary(trainer, output_dir, summary)
+    log_hyperparameters(cfg, loggers, summary["metrics"])
+    log.info("Done; results in %s", output_dir / METRICS_FILE)
+    return summary["metrics"]
 
+
+def run_stages(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    model: AutoEncoderModule,
+    datamodule: L.LightningDataModule,
+    evaluator: Evaluator | None,
+    loggers: list[Logger],
+    summary: dict[str, Any],
+    stopper: SignalStop,
+) -> None:
+    """Fit, test and evaluate as configured, writing ``summary`` after each stage, so that a
+    later stage that fails or is interrupted leaves the earlier results on disk."""
+    output_dir = Path(cfg.paths.output_dir)
+    test_checkpoint = cfg.ckpt_path
     if cfg.train:
         start = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
@@ -91,8 +140,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         summary["metrics"] = {
             name: float(value) for name, value in trainer.callback_metrics.items()
         }
-        # written now and again after testing: a failing test leaves the fit's results in place
+        summary["status"] = "fitted"
         write_summary(trainer, output_dir, summary)
+        stopper.raise_if_received()  # a signal during the last validation: stop before testing
         if not best:
             log.warning("No best checkpoint was saved (no validation?): testing the final weights.")
         test_checkpoint = best or None
@@ -100,13 +150,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.test:
         trainer.test(model, datamodule=datamodule, ckpt_path=test_checkpoint)
         summary["tested_checkpoint"] = test_checkpoint or "final weights"
-        summary.setdefault("metrics", {}).update(
+        summary["metrics"].update(
             {name: float(value) for name, value in trainer.callback_metrics.items()}
         )
+        summary["status"] = "tested"
         write_summary(trainer, output_dir, summary)
 
     if evaluator is not None and trainer.is_global_zero:
-        # the finished fit and test are on disk already: a failing evaluation cannot lose them
         evaluation = evaluator.run(
             model,
             datamodule,
@@ -117,11 +167,58 @@ def train(cfg: DictConfig) -> dict[str, float]:
             checkpoint=summary.get("tested_checkpoint", test_checkpoint or "final weights"),
         )
         summary["metrics"].update({f"eval/{k}": v for k, v in evaluation["metrics"].items()})
-        write_summary(trainer, output_dir, summary)
 
-    log_hyperparameters(cfg, loggers, summary["metrics"])
-    log.info("Done; results in %s", output_dir / METRICS_FILE)
-    return summary["metrics"]
+
+def warn_if_resumed_elsewhere(checkpoint: Path, output_dir: Path) -> None:
+    """Resuming into a new folder starts a new choice of the best checkpoint: say so."""
+    run_dir = checkpoint.resolve().parent.parent
+    if checkpoint.resolve().parent.name == "checkpoints" and run_dir != output_dir.resolve():
+        log.warning(
+            "Resuming %s into a new folder, %s: the best checkpoint is then chosen among the "
+            "epochs trained from here on. To continue the run in its own folder, add "
+            "hydra.run.dir=%s",
+            checkpoint,
+            output_dir,
+            run_dir,
+        )
+
+
+def interruption_record(stop: RunInterrupted, trainer: L.Trainer, output_dir: Path) -> dict:
+    """What ``metrics.json`` says of an interrupted run: the signal, and how to resume it."""
+    checkpoints = output_dir / "checkpoints"
+    candidates = [checkpoints / INTERRUPTED_CHECKPOINT, checkpoints / LAST_CHECKPOINT]
+    existing = [path for path in candidates if path.is_file()]
+    # the newer of the two, if the interruption did not leave one (outside training)
+    checkpoint = max(existing, key=lambda path: path.stat().st_mtime) if existing else None
+    record: dict[str, Any] = {
+        "status": "interrupted",
+        "signal": stop.signal_name,
+        "exit_code": stop.exit_code,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "resume_checkpoint": str(checkpoint) if checkpoint else None,
+    }
+    if checkpoint is None:
+        record["resume_command"] = "nothing was trained yet: run the same command again"
+    else:
+        overrides = (
+            [
+                override
+                for override in HydraConfig.get().overrides.task
+                if not override.startswith(("ckpt_path=", "hydra.run.dir="))
+            ]
+            if HydraConfig.initialized()
+            else []
+        )
+        record["resume_command"] = " ".join(
+            [
+                "python -m wae_lightning.train",
+                *map(shlex.quote, overrides),
+                shlex.quote(f"ckpt_path={checkpoint}"),
+                shlex.quote(f"hydra.run.dir={output_dir}"),
+            ]
+        )
+    return record
 
 
 def tensorboard_writer(loggers: list[Logger]) -> Any:

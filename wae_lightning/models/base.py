@@ -19,6 +19,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torchmetrics import Metric
 
+from wae_lightning.checks import check_count
 from wae_lightning.data import to_float_images
 from wae_lightning.losses import ReconstructionCost
 from wae_lightning.nets import IMAGE_SIZE, Decoder, Encoder
@@ -34,6 +35,9 @@ STAGES = ("train", "val", "test")
 
 CHECKPOINT_MODEL_KEY = "wae_lightning_model"
 """Checkpoint entry naming the model class, checked before a checkpoint is resumed or loaded."""
+
+EPOCH_TERMS_KEY = "wae_lightning_epoch_terms"
+"""Checkpoint entry holding each stage's loss-term sums of the epoch in progress."""
 
 
 def check_learning_rate(factory: OptimizerFactory | None, option: str) -> None:
@@ -83,6 +87,12 @@ class TermMeans(Metric):
 
     def compute(self) -> Tensor:
         return self.sums / self.weight
+
+    def restore(self, sums: Tensor, weight: Tensor) -> None:
+        """Continue an epoch from saved sums (a run resumed mid-epoch), as if updated here."""
+        self.sums.copy_(sums)
+        self.weight.copy_(weight)
+        self._update_count = int(weight > 0)
 
 
 class AutoEncoderModule(L.LightningModule):
@@ -135,18 +145,13 @@ class AutoEncoderModule(L.LightningModule):
         encoder_pretraining_steps: int = 0,
     ) -> None:
         super().__init__()
-        if not isinstance(n_z, int) or isinstance(n_z, bool) or n_z < 1:
-            raise ValueError(
-                f"n_z (the latent dimension) must be an integer >= 1, got {n_z!r}: set model.n_z"
-            )
+        check_count(n_z, "model.n_z", why="It is the latent dimension.")
+        check_count(dim_h, "model.dim_h", why="It is the width of the networks.")
+        check_count(channels, "model.channels")
         if not prior_sigma > 0:
             raise ValueError(f"prior_sigma must be > 0, got {prior_sigma!r}: set model.prior_sigma")
         check_learning_rate(optimizer, "model.optimizer")
-        if not isinstance(encoder_pretraining_steps, int) or encoder_pretraining_steps < 0:
-            raise ValueError(
-                f"encoder_pretraining_steps must be an integer >= 0, got "
-                f"{encoder_pretraining_steps!r}: set model.encoder_pretraining_steps"
-            )
+        check_count(encoder_pretraining_steps, "model.encoder_pretraining_steps", minimum=0)
         if compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}: set model.compile_mode"
@@ -167,6 +172,13 @@ class AutoEncoderModule(L.LightningModule):
         # keyed "train_terms" etc.: a ModuleDict key may not shadow nn.Module.train
         self.term_means = nn.ModuleDict(
             {f"{stage}_terms": TermMeans(len(self.loss_terms_logged)) for stage in STAGES}
+        )
+        # per training term, the first global step at which it was NaN or infinite (-1: never);
+        # kept on the device and read only by the divergence check, every few steps
+        self.register_buffer(
+            "first_nonfinite_step",
+            torch.full((len(self.loss_terms_logged),), -1, dtype=torch.long),
+            persistent=False,
         )
 
     def networks(self) -> list[nn.Module]:
@@ -296,9 +308,39 @@ class AutoEncoderModule(L.LightningModule):
 
     # ---- Lightning hooks ---------------------------------------------------------------------
     def accumulate_terms(self, stage: str, terms: Mapping[str, Tensor], batch_size: int) -> None:
-        """Add a batch's terms to the stage's epoch means (logged by ``log_epoch_means``)."""
+        """Add a batch's terms to the stage's epoch means (logged by ``log_epoch_means``); in
+        training, also note on the device the first step at which a term is not finite."""
         values = torch.stack([terms[name].float() for name in self.loss_terms_logged])
         self.term_means[f"{stage}_terms"].update(values, batch_size)
+        if stage == "train":
+            newly = (
+                torch.isfinite(values).logical_not_().logical_and_(self.first_nonfinite_step < 0)
+            )
+            self.first_nonfinite_step.masked_fill_(newly, self.global_step)
+
+    def nonfinite_training_terms(self) -> dict[str, int]:
+        """Training terms that have been NaN or infinite, with the first step they were.
+
+        Reads one small tensor back from the device: called every few steps, not every step.
+        """
+        steps = self.first_nonfinite_step.tolist()
+        return {
+            name: step
+            for name, step in zip(self.loss_terms_logged, steps, strict=True)
+            if step >= 0
+        }
+
+    def divergence_advice(self) -> str:
+        """What to change when training diverges: the settings that most often cause it."""
+        lr = (
+            self.optimizer_factory.keywords.get("lr")
+            if isinstance(self.optimizer_factory, partial)
+            else None
+        )
+        advice = f"lower the learning rate (model.optimizer.lr, now {lr})"
+        if self.automatic_optimization:
+            advice += ", clip the gradients (trainer.gradient_clip_val=1.0)"
+        return advice
 
     def log_epoch_means(self, stage: str) -> None:
         """Log every term's mean over the epoch, across processes, and start a new epoch."""
@@ -368,3 +410,12 @@ class AutoEncoderModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_MODEL_KEY] = self.class_path()
+        # the epoch means so far, so that a run resumed mid-epoch logs the same means
+        checkpoint[EPOCH_TERMS_KEY] = {
+            name: {"sums": means.sums.detach().cpu(), "weight": means.weight.detach().cpu()}
+            for name, means in self.term_means.items()
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for name, state in checkpoint.get(EPOCH_TERMS_KEY, {}).items():
+            self.term_means[name].restore(state["sums"], state["weight"])

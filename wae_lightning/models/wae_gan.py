@@ -1,11 +1,13 @@
 """The Wasserstein auto-encoder with an adversarial latent penalty (Tolstikhin et al., 2018)."""
 
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from wae_lightning.checks import check_count
 from wae_lightning.models.base import AutoEncoderModule, OptimizerFactory, check_learning_rate
 from wae_lightning.nets import LatentDiscriminator
 
@@ -50,6 +52,9 @@ class WAEGAN(AutoEncoderModule):
                 "set model.penalty_weight"
             )
         check_learning_rate(discriminator_optimizer, "model.discriminator_optimizer")
+        if discriminator_width is not None:
+            check_count(discriminator_width, "model.discriminator_width")
+        check_count(discriminator_depth, "model.discriminator_depth")
         super().__init__(**kwargs)
         self.automatic_optimization = False
         self.discriminator = LatentDiscriminator(
@@ -98,18 +103,30 @@ class WAEGAN(AutoEncoderModule):
             autoencoder_optimizer.zero_grad(set_to_none=True)
 
         self.accumulate_terms("train", {**terms, **disc_terms}, len(images))
+        if self.trainer.is_last_batch:
+            self.step_schedulers()
 
-    def networks(self) -> list[torch.nn.Module]:
-        return [*super().networks(), self.discriminator]
-
-    def on_train_epoch_end(self) -> None:
-        """Manual optimization steps no scheduler by itself: step each one once per epoch."""
-        super().on_train_epoch_end()
+    def step_schedulers(self) -> None:
+        """Manual optimization steps no scheduler by itself: step each one after an epoch's last
+        batch, where Lightning steps those of automatic optimization (so a checkpoint written
+        at the epoch's end holds the stepped schedulers, and resuming it steps none twice)."""
         schedulers = self.lr_schedulers()
         if schedulers is None:
             return
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
+
+    def divergence_advice(self) -> str:
+        factory = self.discriminator_optimizer_factory
+        lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
+        return (
+            f"{super().divergence_advice()}, the discriminator's learning rate "
+            f"(model.discriminator_optimizer.lr, now {lr}) or the penalty weight "
+            f"(model.penalty_weight, now {self.hparams.penalty_weight})"
+        )
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [*super().networks(), self.discriminator]
 
     def configure_optimizers(self) -> Any:
         autoencoder = super().configure_optimizers()

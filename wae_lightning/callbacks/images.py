@@ -1,17 +1,14 @@
-"""Callbacks: image grids of reconstructions and prior samples; a checkpoint when a run breaks."""
+"""Image grids of reconstructions and prior samples during training."""
 
-import logging
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.trainer.states import TrainerFn
 from torchvision.utils import make_grid, save_image
 
+from wae_lightning.checks import check_count
 from wae_lightning.models.base import AutoEncoderModule
-
-log = logging.getLogger(__name__)
 
 
 class ImageLogger(L.Callback):
@@ -37,10 +34,7 @@ class ImageLogger(L.Callback):
             ("num_images", num_images),
             ("num_samples", num_samples),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"{name} must be an integer >= 1, got {value!r}: set callbacks.image_logger.{name}"
-                )
+            check_count(value, f"callbacks.image_logger.{name}")
         self.every_n_epochs = every_n_epochs
         self.num_images = num_images
         self.num_samples = num_samples
@@ -77,33 +71,3 @@ class ImageLogger(L.Callback):
             if self.dirpath is not None:
                 self.dirpath.mkdir(parents=True, exist_ok=True)
                 save_image(grid, self.dirpath / f"{name}_epoch{trainer.current_epoch:03d}.png")
-
-
-class InterruptedRunCheckpoint(L.Callback):
-    """Save ``interrupted.ckpt`` when fitting stops early: Ctrl-C, or an error mid-epoch.
-
-    Resume it with ``ckpt_path=.../interrupted.ckpt``: training continues at the saved step.
-    Lightning's ``OnExceptionCheckpoint`` saves the same file, but its presence also makes every
-    ``fit`` without ``ckpt_path`` resume from the newest checkpoint in that folder, so a rerun in
-    the same folder would silently continue an old run. Here resuming stays explicit.
-    """
-
-    def __init__(self, dirpath: str | Path) -> None:
-        super().__init__()
-        self.path = Path(dirpath) / "interrupted.ckpt"
-
-    def on_exception(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
-    ) -> None:
-        if trainer.state.fn != TrainerFn.FITTING or trainer.global_step == 0:
-            return  # nothing trained yet: nothing to keep
-        try:
-            trainer.save_checkpoint(self.path)
-        except Exception as error:  # noqa: BLE001 - never hide the exception that stopped the run
-            log.warning("Could not save %s: %s", self.path, error)
-        else:
-            log.warning(
-                "Training stopped at step %d; resume with ckpt_path=%s",
-                trainer.global_step,
-                self.path,
-            )

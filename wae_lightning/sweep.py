@@ -1,0 +1,72 @@
+"""Hydra callbacks that keep a sweep's record whatever happens to its jobs.
+
+- :class:`JobFailureRecord` writes ``failure.json`` (and the traceback, into the job's log)
+  into the folder of every job that fails, from Hydra's own job return status.
+- :class:`SweepReport` writes the comparison report when a multirun ends. Hydra skips
+  ``on_multirun_end`` when a job failed (after running all the jobs, it raises the first
+  failure), so the report is then written as the process exits, and it lists the failed jobs.
+"""
+
+import atexit
+import json
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from wae_lightning.report import FAILURE_FILE, ReportError, report
+
+log = logging.getLogger(__name__)
+
+
+class JobFailureRecord(Callback):
+    """Leave the error of a failed job in its folder, for the sweep report and for the user."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.FAILED:
+            return
+        error = job_return._return_value  # the exception Hydra caught (return_value re-raises)
+        job_dir = Path(config.hydra.runtime.output_dir)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        record = {
+            "job": config.hydra.job.get("num"),
+            "overrides": list(job_return.overrides or []),
+            "error": type(error).__name__,
+            "reason": reason,
+        }
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2))
+        log.error(
+            "Job failed (%s):\n%s",
+            job_dir / FAILURE_FILE,
+            "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+        )
+
+
+class SweepReport(Callback):
+    """When a multirun of the training ends, report on its runs (and its failures) in its folder."""
+
+    def __init__(self) -> None:
+        self.sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.sweep_dir = Path(config.hydra.sweep.dir)
+        atexit.register(self.write)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.unregister(self.write)
+        self.write()
+
+    def write(self) -> None:
+        if self.sweep_dir is None:
+            return
+        try:
+            html_file = report([self.sweep_dir])
+        except ReportError as error:
+            log.warning("No report for %s: %s", self.sweep_dir, error)
+        else:
+            print(f"Report of the sweep: {html_file}")
