@@ -10,14 +10,15 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
 
 from tests.conftest import CONF_DIR, DATA_DIR, TINY_CLASSIFIER, TINY_EVALUATION
 from wae_lightning import features
 from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
 from wae_lightning.data import to_float_images
 from wae_lightning.evaluate import evaluate
-from wae_lightning.evaluation import FIGURE_DATA_FILE, metric_names
-from wae_lightning.features import FrozenFeatures, load_feature_network
+from wae_lightning.evaluation import FIGURE_DATA_FILE, EvaluationError, Evaluator, metric_names
+from wae_lightning.features import FeatureVectors, FrozenFeatures, load_feature_network
 from wae_lightning.models import VAE
 from wae_lightning.train import train
 
@@ -241,3 +242,53 @@ def test_bad_evaluation_settings_are_refused_before_training(tiny_config, tmp_pa
     with pytest.raises(InstantiationException, match="exceeds num_generated"):
         train(tiny_config("evaluate=true", "evaluation.kid_subset_size=1000"))
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("evaluation.test_images=50", r"kid_subset_size \(100\) exceeds test_images \(50\)"),
+        ("evaluation.train_images=50", r"kid_subset_size \(100\) exceeds train_images \(50\)"),
+        ("evaluation.num_pairs=300", r"num_pairs \(300\) needs 600 test images"),
+        ("evaluation.mixture_components=500", r"mixture_components \(500\) exceeds train_images"),
+        ("evaluation.classifier.min_accuracy=2", "min_accuracy must be a test accuracy in"),
+        ("evaluation.classifier.epochs=0", "epochs must be an integer >= 1"),
+        ("evaluation.classifier.limit_batches=1.5", "limit_batches must be a fraction"),
+        ("+evaluation.classifier.lr=0.1", r"unknown evaluation.classifier setting\(s\) \['lr'\]"),
+    ],
+)
+def test_conflicting_evaluation_settings_are_refused_before_fitting(
+    override, message, tiny_config, tmp_path
+):
+    with pytest.raises(InstantiationException, match=message):
+        train(tiny_config("evaluate=true", override))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_model_with_nan_weights_is_refused_before_any_metric(
+    evaluated_run, classifier_cache, tmp_path
+):
+    """Such a model made the interpreter crash in LAPACK (a segmentation fault) inside the
+    mixture fit or FID; now it is refused with a message, in the same process."""
+    output_dir, _ = evaluated_run
+    checkpoint = torch.load(output_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["state_dict"]["encoder.head.weight"][0, 0] = float("nan")
+    diverged = tmp_path / "diverged.ckpt"
+    torch.save(checkpoint, diverged)
+    with pytest.raises(EvaluationError, match=r"encoder.head.weight of the VAE hold NaN"):
+        evaluate(evaluate_config(diverged, tmp_path / "evaluation", classifier_cache))
+    assert not (tmp_path / "evaluation" / "metrics.json").exists()
+
+
+def test_the_mixture_and_fid_refuse_non_finite_inputs(feature_network):
+    evaluator = Evaluator(num_generated=10, kid_subset_size=2, progress=False)
+    codes = torch.zeros(20, 3)
+    codes[4, 1] = float("inf")
+    with pytest.raises(EvaluationError, match="codes of the training images hold NaN"):
+        evaluator.mixture_codes(codes)
+    network, _ = feature_network
+    vectors = FeatureVectors(network.num_features)
+    metrics = (FrechetInceptionDistance(vectors), KernelInceptionDistance(vectors, subset_size=2))
+    images = torch.full((4, 1, 28, 28), float("nan"))
+    with pytest.raises(EvaluationError, match="the prior images hold NaN"):
+        evaluator.generation_scores(network, *metrics, images, "prior")

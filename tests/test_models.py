@@ -6,6 +6,7 @@ import lightning as L
 import pytest
 import torch
 
+from wae_lightning.callbacks import DivergenceGuard, LastCheckpoint
 from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.losses import mmd_imq
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
@@ -348,15 +349,25 @@ class HostReadBackRecorder(L.Callback):
 
 
 @pytest.mark.parametrize("model_name", MODELS)
-def test_training_steps_read_nothing_back_from_the_device(model_name, data_dir):
-    """Neither this project nor Lightning reads a value back in a training step. (Adam's
+def test_training_steps_read_nothing_back_from_the_device(model_name, data_dir, tmp_path):
+    """Neither this project nor Lightning reads a value back in a training step, the
+    divergence guard and the step-interval checkpoint included: the guard reads the device's
+    note every 6 batches here, after batches 6 and 12, outside the batches watched. (Adam's
     step counters, read by torch.optim, are CPU tensors unless Adam is fused or capturable.)"""
-    recorder = HostReadBackRecorder(first=3, last=8)
+    recorder = HostReadBackRecorder(first=6, last=10)
+    guards = [
+        DivergenceGuard(tmp_path, check_every_n_steps=6),
+        LastCheckpoint(tmp_path, every_n_train_steps=None, every_n_minutes=10),
+    ]
     datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
     try:
-        cpu_trainer(max_epochs=1, limit_train_batches=10, callbacks=[recorder]).fit(
-            tiny(model_name), datamodule=datamodule
+        trainer = cpu_trainer(
+            max_epochs=1,
+            limit_train_batches=14,
+            callbacks=[recorder, *guards],
+            enable_checkpointing=True,
         )
+        trainer.fit(tiny(model_name), datamodule=datamodule)
     finally:
         recorder.restore()
     offending = {caller for caller in recorder.callers if f"torch{os.sep}optim" not in caller}

@@ -171,3 +171,34 @@ def test_columns_are_told_apart_by_preset_then_folder():
     runs = [run("VAE", "paper", "a/0_vae_mnist"), run("VAE", "paper", "b/0_vae_mnist")]
     label_runs(runs)
     assert [r.label for r in runs] == ["VAE (a/0_vae_mnist)", "VAE (b/0_vae_mnist)"]
+
+
+@pytest.mark.slow
+def test_a_failed_job_leaves_its_error_and_the_sweep_goes_on_to_its_report(
+    tmp_path, classifier_cache
+):
+    """Hydra raises the first failure after the last job, skipping on_multirun_end: the report
+    is written all the same, and names the failed job; the sweep's exit status is 1."""
+    result = run_cli(
+        "model.n_z=3,0,2",  # the middle job has an impossible latent size
+        "evaluate=true",
+        f"evaluation.classifier.cache_dir={classifier_cache}",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=REPO,
+        multirun=True,
+    )
+    assert result.returncode == 1
+    failure = json.loads((tmp_path / "1_ae_mnist" / "failure.json").read_text())
+    assert failure["error"] == "ValueError" and "model.n_z=0" in failure["overrides"]
+    assert "n_z must be an integer >= 1, got 0: set model.n_z" in failure["reason"]
+    assert "Traceback" in (tmp_path / "1_ae_mnist" / "train.log").read_text()
+    for job in ("0_ae_mnist", "2_ae_mnist"):  # the job after the failure ran too
+        assert (tmp_path / job / "evaluation" / "metrics.json").is_file(), job
+    assert f"Report of the sweep: {tmp_path / 'report' / 'report.html'}" in result.stdout
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Jobs that did not finish (1)" in report
+    row = next(line for line in report.splitlines() if line.startswith("| 1_ae_mnist"))
+    assert "failed" in row and "model.n_z=0" in row and "n_z must be an integer >= 1" in row
+    assert "| 0_ae_mnist" not in report and "AE (0_ae_mnist)" in report  # the table's columns
+    with open(tmp_path / "report" / "metrics.csv") as file:
+        assert len(list(csv.DictReader(file))) == 2

@@ -176,6 +176,19 @@ def test_a_saved_model_loads_as_its_own_class(tiny_config, tmp_path):
         ("model.optimizer.lr=0", "learning rate must be > 0"),
         ("model=wae_gan model.discriminator_optimizer.lr=-0.1", "learning rate must be > 0"),
         ("model.reconstruction.cost=l1", "reconstruction cost must be one of"),
+        ("model.dim_h=0", "dim_h must be an integer >= 1, got 0: set model.dim_h"),
+        (
+            "model=wae_gan model.discriminator_depth=0",
+            "discriminator_depth must be an integer >= 1, got 0: set model.discriminator_depth",
+        ),
+        (
+            "callbacks.last_checkpoint.every_n_train_steps=0",
+            "every_n_train_steps must be an integer >= 1, got 0: set callbacks.last_checkpoint",
+        ),
+        (
+            "callbacks.divergence_guard.check_every_n_steps=0",
+            "set callbacks.divergence_guard.check_every_n_steps",
+        ),
     ],
 )
 def test_nonsensical_values_are_rejected_before_training(override, message, tiny_config, tmp_path):

@@ -30,13 +30,15 @@ class JobFailureRecord(Callback):
         if job_return.status != JobStatus.FAILED:
             return
         error = job_return._return_value  # the exception Hydra caught (return_value re-raises)
+        cause = error
+        while cause.__cause__ is not None:  # e.g. the ValueError inside an InstantiationException
+            cause = cause.__cause__
         job_dir = Path(config.hydra.runtime.output_dir)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         record = {
             "job": config.hydra.job.get("num"),
             "overrides": list(job_return.overrides or []),
-            "error": type(error).__name__,
-            "reason": reason,
+            "error": type(cause).__name__,
+            "reason": next(iter(str(cause).strip().splitlines()), ""),
         }
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2))

@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 class LastCheckpoint(Checkpoint):
     """Rewrite ``last.ckpt`` at the end of every training epoch, and inside long epochs.
 
-    Inside an epoch it is written every ``every_n_train_steps`` optimizer steps and every
-    ``every_n_minutes`` minutes of training, whichever is set (both may be). The best checkpoint
+    Inside an epoch it is written at every multiple of ``every_n_train_steps`` optimizer steps
+    and every ``every_n_minutes`` minutes of training, whichever is set (both may be). The best checkpoint
     stays :class:`~lightning.pytorch.callbacks.ModelCheckpoint`'s job: in Lightning 2.6 that
     callback rewrites ``last.ckpt`` only in an epoch where it also saved a best checkpoint, so a
     run whose validation loss stopped improving kept an old ``last.ckpt``.
@@ -64,21 +64,22 @@ class LastCheckpoint(Checkpoint):
         self.path = Path(dirpath) / LAST_CHECKPOINT
         self.every_n_train_steps = every_n_train_steps
         self.every_n_minutes = every_n_minutes
-        self.saved_at_step = -1
+        self.previous_step = 0
         self.saved_at_time = time.monotonic()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.saved_at_step = trainer.global_step
+        self.previous_step = trainer.global_step
         self.saved_at_time = time.monotonic()
 
     def is_due(self, trainer: L.Trainer) -> bool:
-        steps = self.every_n_train_steps
-        minutes = self.every_n_minutes
-        due = (steps is not None and trainer.global_step - self.saved_at_step >= steps) or (
-            minutes is not None and time.monotonic() - self.saved_at_time >= 60 * minutes
-        )
+        """Whether this batch reached a multiple of ``every_n_train_steps`` (the WAE-GAN makes
+        two steps a batch), or ``every_n_minutes`` passed since the last save."""
+        steps, minutes = self.every_n_train_steps, self.every_n_minutes
+        crossed = steps is not None and trainer.global_step // steps > self.previous_step // steps
+        self.previous_step = trainer.global_step
+        late = minutes is not None and time.monotonic() - self.saved_at_time >= 60 * minutes
         # the clocks of several processes differ: rank 0 decides for all of them
-        return bool(trainer.strategy.broadcast(due))
+        return bool(trainer.strategy.broadcast(crossed or late))
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
@@ -92,7 +93,6 @@ class LastCheckpoint(Checkpoint):
 
     def save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path)
-        self.saved_at_step = trainer.global_step
         self.saved_at_time = time.monotonic()
 
 

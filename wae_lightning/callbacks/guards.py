@@ -77,12 +77,13 @@ class DivergenceGuard(L.Callback):
         names = [name for name, step in terms.items() if step == first] or ["on another process"]
         if len(names) > 1 and "loss" in names:
             names.remove("loss")  # the sum of the others: name where it came from
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         return (
-            f"{type(model).__name__} diverged: the training loss term {' and '.join(names)} "
-            f"became NaN or infinite at step {first} (epoch {epoch}). Training stopped, and no "
+            f"{type(model).__name__} diverged: the training loss term{'s' * (len(names) > 1)} "
+            f"{listed} became NaN or infinite at step {first} (epoch {epoch}). Training stopped, and no "
             f"checkpoint holds these weights. The last good checkpoint is "
-            f"{self.describe_last_checkpoint()}. To train on from it, "
-            f"{model.divergence_advice()}, and pass ckpt_path=<that checkpoint>."
+            f"{self.describe_last_checkpoint()}. To train on from it with ckpt_path=<that "
+            f"checkpoint>, {' or '.join(model.divergence_advice())}."
         )
 
     def describe_last_checkpoint(self) -> str:

@@ -330,16 +330,13 @@ class AutoEncoderModule(L.LightningModule):
             if step >= 0
         }
 
-    def divergence_advice(self) -> str:
-        """What to change when training diverges: the settings that most often cause it."""
-        lr = (
-            self.optimizer_factory.keywords.get("lr")
-            if isinstance(self.optimizer_factory, partial)
-            else None
-        )
-        advice = f"lower the learning rate (model.optimizer.lr, now {lr})"
+    def divergence_advice(self) -> list[str]:
+        """The changes that most often cure a divergence of this model, most likely first."""
+        factory = self.optimizer_factory
+        lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
+        advice = [f"lower the learning rate (model.optimizer.lr, now {lr})"]
         if self.automatic_optimization:
-            advice += ", clip the gradients (trainer.gradient_clip_val=1.0)"
+            advice.append("clip the gradients (trainer.gradient_clip_val=1.0)")
         return advice
 
     def log_epoch_means(self, stage: str) -> None:

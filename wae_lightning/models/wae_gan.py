@@ -116,14 +116,14 @@ class WAEGAN(AutoEncoderModule):
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
 
-    def divergence_advice(self) -> str:
+    def divergence_advice(self) -> list[str]:
         factory = self.discriminator_optimizer_factory
         lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
-        return (
-            f"{super().divergence_advice()}, the discriminator's learning rate "
-            f"(model.discriminator_optimizer.lr, now {lr}) or the penalty weight "
-            f"(model.penalty_weight, now {self.hparams.penalty_weight})"
-        )
+        return [
+            *super().divergence_advice(),
+            f"lower the discriminator's learning rate (model.discriminator_optimizer.lr, now {lr})",
+            f"lower the penalty weight (model.penalty_weight, now {self.hparams.penalty_weight})",
+        ]
 
     def networks(self) -> list[torch.nn.Module]:
         return [*super().networks(), self.discriminator]
