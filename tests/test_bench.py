@@ -14,3 +14,17 @@ def test_the_benchmark_runs_in_tiny_mode_and_reports_every_model(capsys):
         assert row["ratio"] == pytest.approx(row["wae_lightning"] / row["tutorial"])
     table = capsys.readouterr().out
     assert "| model | tutorial loop | wae_lightning | ratio |" in table and "| wae_gan |" in table
+
+
+def test_the_benchmark_times_the_divergence_check_beside_the_step(capsys):
+    rows = bench.main(
+        ["--tiny", "--data-dir", str(DATA_DIR), "--device", "cpu", "--models", "vae"]
+        + ["--divergence-check", "50"]
+    )
+    (row,) = rows
+    assert row["note_us"] > 0 and row["read_us"] > 0
+    step_us = 1e6 * 32 / row["wae_lightning"]  # --tiny trains batches of 32
+    assert row["check_share"] == pytest.approx((row["note_us"] + row["read_us"] / 50) / step_us)
+    assert "| model | step (ms) | note per step (us) | read (us) | share of a step |" in (
+        capsys.readouterr().out
+    )

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
+from torch.utils.benchmark import Timer
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_tensor
 
@@ -176,6 +177,19 @@ def time_project_training(model: str, args: argparse.Namespace) -> float:
     return args.steps * args.batch_size / timer.seconds
 
 
+def divergence_check_cost(model: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Microseconds of the divergence check on ``args.device``: the note every training step
+    adds (on the device, no read-back), and the guard's read of that note, every N steps."""
+    module = MODELS[model](dim_h=args.dim_h, n_z=args.n_z).to(args.device)
+    values = torch.randn(len(module.loss_terms_logged), device=args.device)
+    timers = (
+        Timer("module.note_nonfinite(values)", globals={"module": module, "values": values}),
+        Timer("module.nonfinite_training_terms()", globals={"module": module}),
+    )
+    note, read = (timer.blocked_autorange(min_run_time=1).median * 1e6 for timer in timers)
+    return note, read
+
+
 def machine_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -203,6 +217,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channels-last", action="store_true", help="project side")
     parser.add_argument("--loader", default="tensor", choices=["tensor", "dataloader"])
     parser.add_argument("--tiny", action="store_true", help="a smoke run: tiny networks, 3 steps")
+    parser.add_argument(
+        "--divergence-check",
+        type=int,
+        metavar="N",
+        help="also time the divergence check (its guard reading the device every N steps)",
+    )
     args = parser.parse_args(argv)
     if args.tiny:
         args.dim_h, args.n_z, args.batch_size, args.steps, args.warmup = 4, 4, 32, 3, 1
@@ -236,6 +256,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
             {"model": model, "tutorial": baseline, "wae_lightning": ours, "ratio": ours / baseline}
         )
         print(f"| {model} | {baseline:,.0f} | {ours:,.0f} | {ours / baseline:.2f}x |", flush=True)
+    if args.divergence_check:
+        every = args.divergence_check
+        print(f"\n# The divergence check, per training step (guard reading every {every} steps)")
+        print("| model | step (ms) | note per step (us) | read (us) | share of a step |")
+        print("|---|---|---|---|---|")
+        for row in rows:
+            step_us = 1e6 * args.batch_size / row["wae_lightning"]
+            note, read = divergence_check_cost(str(row["model"]), args)
+            share = (note + read / every) / step_us
+            row |= {"note_us": note, "read_us": read, "check_share": share}
+            print(
+                f"| {row['model']} | {step_us / 1e3:.1f} | {note:.1f} | {read:.1f} | {share:.3%} |",
+                flush=True,
+            )
     return rows
 
 

@@ -313,10 +313,14 @@ class AutoEncoderModule(L.LightningModule):
         values = torch.stack([terms[name].float() for name in self.loss_terms_logged])
         self.term_means[f"{stage}_terms"].update(values, batch_size)
         if stage == "train":
-            newly = (
-                torch.isfinite(values).logical_not_().logical_and_(self.first_nonfinite_step < 0)
-            )
-            self.first_nonfinite_step.masked_fill_(newly, self.global_step)
+            self.note_nonfinite(values)
+
+    def note_nonfinite(self, values: Tensor) -> None:
+        """Remember, on the device, the first step at which each term is not finite."""
+        first = self.first_nonfinite_step
+        first.masked_fill_(
+            torch.isfinite(values).logical_not_().logical_and_(first < 0), self.global_step
+        )
 
     def nonfinite_training_terms(self) -> dict[str, int]:
         """Training terms that have been NaN or infinite, with the first step they were.
