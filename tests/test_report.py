@@ -178,7 +178,11 @@ def test_a_failed_job_leaves_its_error_and_the_sweep_goes_on_to_its_report(
     tmp_path, classifier_cache
 ):
     """Hydra raises the first failure after the last job, skipping on_multirun_end: the report
-    is written all the same, and names the failed job; the sweep's exit status is 1."""
+    is written all the same, and names the failed job; the sweep's exit status is 1. A job run
+    again in its folder drops the failure record of an earlier run there."""
+    stale = tmp_path / "0_ae_mnist" / "failure.json"
+    stale.parent.mkdir()
+    stale.write_text('{"error": "Old", "reason": "an earlier failure", "overrides": []}')
     result = run_cli(
         "model.n_z=3,0,2",  # the middle job has an impossible latent size
         "evaluate=true",
@@ -192,6 +196,7 @@ def test_a_failed_job_leaves_its_error_and_the_sweep_goes_on_to_its_report(
     assert failure["error"] == "ValueError" and "model.n_z=0" in failure["overrides"]
     assert "n_z must be an integer >= 1, got 0: set model.n_z" in failure["reason"]
     assert "Traceback" in (tmp_path / "1_ae_mnist" / "train.log").read_text()
+    assert not stale.exists()
     for job in ("0_ae_mnist", "2_ae_mnist"):  # the job after the failure ran too
         assert (tmp_path / job / "evaluation" / "metrics.json").is_file(), job
     assert f"Report of the sweep: {tmp_path / 'report' / 'report.html'}" in result.stdout

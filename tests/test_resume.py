@@ -32,15 +32,17 @@ RESUMABLE = [
 
 
 class SendSignal(L.Callback):
-    """Sends ``signal`` to this very process when the ``at``-th training batch starts."""
+    """Sends ``signal`` to this very process ``times`` times when the ``at``-th training batch
+    starts."""
 
-    def __init__(self, at: int, signal: str) -> None:
-        self.at, self.signal, self.batches = at, signal, 0
+    def __init__(self, at: int, signal: str, times: int = 1) -> None:
+        self.at, self.signal, self.times, self.batches = at, signal, times, 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.batches += 1
         if self.batches == self.at:
-            os.kill(os.getpid(), getattr(signal, self.signal))
+            for _ in range(self.times):
+                os.kill(os.getpid(), getattr(signal, self.signal))
 
 
 def final_state(run_dir: Path) -> tuple[dict, dict]:
@@ -103,6 +105,25 @@ def test_a_signal_stops_at_a_batch_and_the_resumed_run_is_the_uninterrupted_one(
     train(tiny_config(f"model={model_name}", *RESUMABLE, f"ckpt_path={interrupted}"))
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"
     assert_same_run(tmp_path, reference)
+
+
+def test_a_second_signal_stops_at_once_and_points_to_last_checkpoint(tiny_config, tmp_path):
+    """The second Ctrl-C does not wait for the batch; its half-done step is not saved."""
+    stopped = [
+        *RESUMABLE,
+        "+callbacks.signal._target_=tests.test_resume.SendSignal",
+        "+callbacks.signal.at=8",
+        "+callbacks.signal.signal=SIGINT",
+        "+callbacks.signal.times=2",
+    ]
+    with pytest.raises(SystemExit) as stop:
+        train(tiny_config(*stopped))
+    assert stop.value.code == 130
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert summary["resume_checkpoint"] == str(last)
+    assert read_checkpoint(last)["global_step"] == 5  # the end of the first epoch
+    assert not (tmp_path / "checkpoints" / "interrupted.ckpt").exists()
 
 
 def test_resuming_an_epoch_end_checkpoint_is_the_uninterrupted_run(

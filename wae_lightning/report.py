@@ -398,7 +398,8 @@ figcaption { color: #444; }
 def unfinished_table(jobs: list[UnfinishedJob]) -> Table:
     table = Table(["job", "status", "overrides", "reason"])
     for job in jobs:
-        table.rows.append([job.directory.name, job.status, " ".join(job.overrides), job.reason])
+        cells = [job.directory.name, job.status, " ".join(job.overrides), job.reason]
+        table.rows.append([cell.replace("|", "/") for cell in cells])  # a markdown column break
         table.best.append(set())
     return table
 

@@ -24,7 +24,13 @@ log = logging.getLogger(__name__)
 
 
 class JobFailureRecord(Callback):
-    """Leave the error of a failed job in its folder, for the sweep report and for the user."""
+    """Leave the error of a failed job in its folder, for the sweep report and for the user.
+
+    A job run again in the same folder (a resumed run) starts without the old record.
+    """
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        (Path(config.hydra.runtime.output_dir) / FAILURE_FILE).unlink(missing_ok=True)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status != JobStatus.FAILED:

@@ -11,6 +11,7 @@ import json
 import logging
 import shlex
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,85 +89,144 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks=[*instantiate_group(cfg.get("callbacks")), stopper],
         logger=loggers or False,
     )
-    summary: dict[str, Any] = {
-        "model": type(model).__name__,
-        "dataset": datamodule.dataset,
-        "status": "running",
-        "metrics": {},
-    }
+    run = RunStages(cfg, trainer, model, datamodule, evaluator, loggers, stopper)
     with stopper.installed():
         try:
-            run_stages(cfg, trainer, model, datamodule, evaluator, loggers, summary, stopper)
+            metrics = run.all()
         except RunInterrupted as stop:
-            summary |= interruption_record(stop, trainer, output_dir)
-            write_summary(trainer, output_dir, summary)
-            log.warning("Run interrupted by %s; %s", stop.signal_name, summary["resume_command"])
+            run.record_interruption(stop)
             raise SystemExit(stop.exit_code) from None
         except Exception as error:
-            summary |= {"status": "failed", "error": f"{type(error).__name__}: {error}"}
-            write_summary(trainer, output_dir, summary)
+            run.record("failed", error=f"{type(error).__name__}: {error}")
             raise
-    summary["status"] = "completed"
-    write_summary(trainer, output_dir, summary)
-    log_hyperparameters(cfg, loggers, summary["metrics"])
+    log_hyperparameters(cfg, loggers, metrics)
     log.info("Done; results in %s", output_dir / METRICS_FILE)
-    return summary["metrics"]
+    return metrics
 
 
-def run_stages(
-    cfg: DictConfig,
-    trainer: L.Trainer,
-    model: AutoEncoderModule,
-    datamodule: L.LightningDataModule,
-    evaluator: Evaluator | None,
-    loggers: list[Logger],
-    summary: dict[str, Any],
-    stopper: SignalStop,
-) -> None:
-    """Fit, test and evaluate as configured, writing ``summary`` after each stage, so that a
-    later stage that fails or is interrupted leaves the earlier results on disk."""
-    output_dir = Path(cfg.paths.output_dir)
-    test_checkpoint = cfg.ckpt_path
-    if cfg.train:
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        summary |= {
-            "epochs": trainer.current_epoch,
-            "global_step": trainer.global_step,
-            "fit_seconds": round(time.perf_counter() - start, 2),
-            "best_checkpoint": best,
+@dataclass
+class RunStages:
+    """One run's stages (fit, test, evaluation) and its record, ``metrics.json``, written after
+    each stage: a later stage that fails or is interrupted leaves the earlier results on disk."""
+
+    cfg: DictConfig
+    trainer: L.Trainer
+    model: AutoEncoderModule
+    datamodule: L.LightningDataModule
+    evaluator: Evaluator | None
+    loggers: list[Logger]
+    stopper: SignalStop
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.summary |= {
+            "model": type(self.model).__name__,
+            "dataset": self.datamodule.dataset,
+            "metrics": {},
         }
-        summary["metrics"] = {
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.cfg.paths.output_dir)
+
+    def record(self, status: str, **facts: Any) -> None:
+        """Write ``metrics.json`` with this status and these facts (on the first process)."""
+        self.summary |= {"status": status, **facts}
+        if self.trainer.is_global_zero:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / METRICS_FILE).write_text(json.dumps(self.summary, indent=2))
+
+    def all(self) -> dict[str, float]:
+        """Every configured stage; returns every metric."""
+        checkpoint = self.fit() if self.cfg.train else self.cfg.ckpt_path
+        if self.cfg.test:
+            self.test(checkpoint)
+        if self.evaluator is not None and self.trainer.is_global_zero:
+            self.evaluate(checkpoint)
+        self.record("completed")
+        return self.summary["metrics"]
+
+    def fit(self) -> str | None:
+        """Train; returns the checkpoint to test: the best one, or None for the final weights."""
+        trainer = self.trainer
+        start = time.perf_counter()
+        trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=self.cfg.ckpt_path)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        self.summary["metrics"] = {
             name: float(value) for name, value in trainer.callback_metrics.items()
         }
-        summary["status"] = "fitted"
-        write_summary(trainer, output_dir, summary)
-        stopper.raise_if_received()  # a signal during the last validation: stop before testing
+        self.record(
+            "fitted",
+            epochs=trainer.current_epoch,
+            global_step=trainer.global_step,
+            fit_seconds=round(time.perf_counter() - start, 2),
+            best_checkpoint=best,
+        )
+        self.stopper.raise_if_received()  # a signal in the last validation: stop before testing
         if not best:
             log.warning("No best checkpoint was saved (no validation?): testing the final weights.")
-        test_checkpoint = best or None
+        return best or None
 
-    if cfg.test:
-        trainer.test(model, datamodule=datamodule, ckpt_path=test_checkpoint)
-        summary["tested_checkpoint"] = test_checkpoint or "final weights"
-        summary["metrics"].update(
-            {name: float(value) for name, value in trainer.callback_metrics.items()}
+    def test(self, checkpoint: str | None) -> None:
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=checkpoint)
+        self.summary["metrics"].update(
+            {name: float(value) for name, value in self.trainer.callback_metrics.items()}
         )
-        summary["status"] = "tested"
-        write_summary(trainer, output_dir, summary)
+        self.record("tested", tested_checkpoint=checkpoint or "final weights")
 
-    if evaluator is not None and trainer.is_global_zero:
-        evaluation = evaluator.run(
-            model,
-            datamodule,
-            output_dir / EVALUATION_DIR,
-            writer=tensorboard_writer(loggers),
-            run_dir=output_dir,
-            step=trainer.global_step,
-            checkpoint=summary.get("tested_checkpoint", test_checkpoint or "final weights"),
+    def evaluate(self, checkpoint: str | None) -> None:
+        evaluation = self.evaluator.run(
+            self.model,
+            self.datamodule,
+            self.output_dir / EVALUATION_DIR,
+            writer=tensorboard_writer(self.loggers),
+            run_dir=self.output_dir,
+            step=self.trainer.global_step,
+            checkpoint=self.summary.get("tested_checkpoint", checkpoint or "final weights"),
         )
-        summary["metrics"].update({f"eval/{k}": v for k, v in evaluation["metrics"].items()})
+        self.summary["metrics"].update({f"eval/{k}": v for k, v in evaluation["metrics"].items()})
+
+    def record_interruption(self, stop: RunInterrupted) -> None:
+        """The signal, the checkpoint to resume from and the command that does it."""
+        checkpoints = self.output_dir / "checkpoints"
+        candidates = [checkpoints / INTERRUPTED_CHECKPOINT, checkpoints / LAST_CHECKPOINT]
+        existing = [path for path in candidates if path.is_file()]
+        # interrupted.ckpt, or last.ckpt if the signal came outside training
+        checkpoint = max(existing, key=lambda path: path.stat().st_mtime) if existing else None
+        command = "nothing was trained yet: run the same command again"
+        if checkpoint is not None:
+            command = resume_command(checkpoint, self.output_dir)
+        self.record(
+            "interrupted",
+            signal=stop.signal_name,
+            exit_code=stop.exit_code,
+            epochs=self.trainer.current_epoch,
+            global_step=self.trainer.global_step,
+            resume_checkpoint=str(checkpoint) if checkpoint else None,
+            resume_command=command,
+        )
+        log.warning("Run interrupted by %s; resume with: %s", stop.signal_name, command)
+
+
+def resume_command(checkpoint: Path, output_dir: Path) -> str:
+    """This run's command line, resuming ``checkpoint`` in the run's own folder."""
+    overrides = (
+        [
+            override
+            for override in HydraConfig.get().overrides.task
+            if not override.startswith(("ckpt_path=", "hydra.run.dir="))
+        ]
+        if HydraConfig.initialized()
+        else []
+    )
+    return " ".join(
+        [
+            "python -m wae_lightning.train",
+            *map(shlex.quote, overrides),
+            shlex.quote(f"ckpt_path={checkpoint}"),
+            shlex.quote(f"hydra.run.dir={output_dir}"),
+        ]
+    )
 
 
 def warn_if_resumed_elsewhere(checkpoint: Path, output_dir: Path) -> None:
@@ -183,56 +243,12 @@ def warn_if_resumed_elsewhere(checkpoint: Path, output_dir: Path) -> None:
         )
 
 
-def interruption_record(stop: RunInterrupted, trainer: L.Trainer, output_dir: Path) -> dict:
-    """What ``metrics.json`` says of an interrupted run: the signal, and how to resume it."""
-    checkpoints = output_dir / "checkpoints"
-    candidates = [checkpoints / INTERRUPTED_CHECKPOINT, checkpoints / LAST_CHECKPOINT]
-    existing = [path for path in candidates if path.is_file()]
-    # the newer of the two, if the interruption did not leave one (outside training)
-    checkpoint = max(existing, key=lambda path: path.stat().st_mtime) if existing else None
-    record: dict[str, Any] = {
-        "status": "interrupted",
-        "signal": stop.signal_name,
-        "exit_code": stop.exit_code,
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-        "resume_checkpoint": str(checkpoint) if checkpoint else None,
-    }
-    if checkpoint is None:
-        record["resume_command"] = "nothing was trained yet: run the same command again"
-    else:
-        overrides = (
-            [
-                override
-                for override in HydraConfig.get().overrides.task
-                if not override.startswith(("ckpt_path=", "hydra.run.dir="))
-            ]
-            if HydraConfig.initialized()
-            else []
-        )
-        record["resume_command"] = " ".join(
-            [
-                "python -m wae_lightning.train",
-                *map(shlex.quote, overrides),
-                shlex.quote(f"ckpt_path={checkpoint}"),
-                shlex.quote(f"hydra.run.dir={output_dir}"),
-            ]
-        )
-    return record
-
-
 def tensorboard_writer(loggers: list[Logger]) -> Any:
     """The SummaryWriter of the run's TensorBoard logger, if it has one."""
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             return logger.experiment
     return None
-
-
-def write_summary(trainer: L.Trainer, output_dir: Path, summary: dict[str, Any]) -> None:
-    if trainer.is_global_zero:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))
 
 
 @rank_zero_only

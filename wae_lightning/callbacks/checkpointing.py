@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from wae_lightning.callbacks.guards import TrainingDiverged
+from wae_lightning.callbacks.guards import RunInterrupted, TrainingDiverged
 from wae_lightning.checkpoints import (
     INTERRUPTED_CHECKPOINT,
     LAST_CHECKPOINT,
@@ -103,7 +103,8 @@ class InterruptedRunCheckpoint(L.Callback):
     Lightning's ``OnExceptionCheckpoint`` saves the same file, but its presence also makes every
     ``fit`` without ``ckpt_path`` resume from the newest checkpoint in that folder, so a rerun in
     the same folder would silently continue an old run. Here resuming stays explicit. Nothing is
-    saved when the weights diverged or when checkpoints cannot be written.
+    saved when the weights diverged, when checkpoints cannot be written, or when a second signal
+    stopped training in the middle of a step.
     """
 
     def __init__(self, dirpath: str | Path) -> None:
@@ -118,6 +119,9 @@ class InterruptedRunCheckpoint(L.Callback):
             return  # nothing trained yet: nothing to keep
         if isinstance(exception, TrainingDiverged | NonFiniteWeightsError | CheckpointWriteError):
             return  # bad weights, or a disk that does not take them
+        if isinstance(exception, RunInterrupted) and not exception.between_steps:
+            log.warning("Stopped in the middle of a step: resume from %s", LAST_CHECKPOINT)
+            return
         try:
             trainer.save_checkpoint(self.path)
         except Exception as error:  # noqa: BLE001 - never hide the exception that stopped the run

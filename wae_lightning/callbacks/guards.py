@@ -22,15 +22,18 @@ class TrainingDiverged(RuntimeError):
 
 
 class RunInterrupted(Exception):
-    """SIGINT or SIGTERM asked the run to stop; it stopped at a step boundary.
+    """SIGINT or SIGTERM asked the run to stop.
 
-    ``exit_code`` follows the shell's convention for a process ended by that signal:
-    130 for SIGINT (Ctrl-C), 143 for SIGTERM (what schedulers and ``kill`` send).
+    ``between_steps`` is false when a second signal stopped training in the middle of a step,
+    whose state is then not worth a checkpoint. ``exit_code`` follows the shell's convention
+    for a process ended by that signal: 130 for SIGINT (Ctrl-C), 143 for SIGTERM (what
+    schedulers and ``kill`` send).
     """
 
-    def __init__(self, signal_name: str) -> None:
+    def __init__(self, signal_name: str, between_steps: bool = True) -> None:
         super().__init__(f"stopped by {signal_name}")
         self.signal_name = signal_name
+        self.between_steps = between_steps
         self.exit_code = 128 + signal.Signals[signal_name].value
 
 
@@ -132,7 +135,7 @@ class SignalStop(L.Callback):
         name = signal.Signals(signum).name
         if self.received is not None or not self.training:
             self.received = name
-            raise RunInterrupted(name)
+            raise RunInterrupted(name, between_steps=not self.training)
         self.received = name
         log.warning(
             "%s received: training stops after this batch (send it again to stop now)", name
