@@ -1,4 +1,5 @@
 import gzip
+import json
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ from wae_lightning.data import (
     AutoEncoderDataModule,
     DatasetFileError,
     DatasetNotFoundError,
+    ImageSpec,
     TensorBatches,
     read_idx,
 )
@@ -283,3 +285,17 @@ def test_the_data_directory_is_recorded_as_text(data_dir):
     datamodule = AutoEncoderDataModule("mnist", data_dir)
     assert datamodule.hparams.data_dir == str(data_dir)
     assert datamodule.data_dir == data_dir
+
+
+@pytest.mark.parametrize(
+    ("dataset", "title", "first_class"),
+    [("mnist", "MNIST", "0 - zero"), ("fashion_mnist", "Fashion-MNIST", "T-shirt/top")],
+)
+def test_the_data_module_describes_its_images(dataset, title, first_class, data_dir):
+    datamodule = AutoEncoderDataModule(dataset, data_dir, download=False)
+    spec = datamodule.spec
+    assert (spec.name, spec.title, spec.image_shape) == (dataset, title, (1, 28, 28))
+    assert len(spec.class_names) == 10 and spec.class_names[0] == first_class and spec.labeled
+    datamodule.setup()
+    assert tuple(datamodule.splits["test"].tensors[0].shape[1:]) == spec.image_shape
+    assert ImageSpec.from_record(json.loads(json.dumps(spec.record()))) == spec

@@ -15,7 +15,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from tests.conftest import CONF_DIR, DATA_DIR, TINY_CLASSIFIER, TINY_EVALUATION
 from wae_lightning import features
 from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
-from wae_lightning.data import to_float_images
+from wae_lightning.data import AutoEncoderDataModule, to_float_images
 from wae_lightning.evaluate import evaluate
 from wae_lightning.evaluation import FIGURE_DATA_FILE, EvaluationError, Evaluator, metric_names
 from wae_lightning.features import FeatureVectors, FrozenFeatures, load_feature_network
@@ -33,9 +33,14 @@ RUN_FIGURES = {
 }
 
 
+def mnist_data() -> AutoEncoderDataModule:
+    """MNIST as training reads it: the classifier is trained on this module's splits."""
+    return AutoEncoderDataModule("mnist", DATA_DIR, download=False)
+
+
 @pytest.fixture(scope="module")
 def feature_network(classifier_cache) -> tuple[FrozenFeatures, dict]:
-    return load_feature_network("mnist", DATA_DIR, classifier_cache, **TINY_CLASSIFIER)
+    return load_feature_network(mnist_data(), classifier_cache, **TINY_CLASSIFIER)
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +83,7 @@ def test_the_cached_classifier_is_reused(feature_network, classifier_cache, monk
         raise AssertionError("the cached classifier was trained again")
 
     monkeypatch.setattr(features, "train_classifier", no_training)
-    again, again_record = load_feature_network(
-        "mnist", DATA_DIR, classifier_cache, **TINY_CLASSIFIER
-    )
+    again, again_record = load_feature_network(mnist_data(), classifier_cache, **TINY_CLASSIFIER)
     assert again_record == record
     for mine, theirs in zip(
         network.state_dict().values(), again.state_dict().values(), strict=True
@@ -88,7 +91,7 @@ def test_the_cached_classifier_is_reused(feature_network, classifier_cache, monk
         assert torch.equal(mine, theirs)
     # other settings are another classifier: it would be trained
     with pytest.raises(AssertionError, match="trained again"):
-        load_feature_network("mnist", DATA_DIR, classifier_cache, **{**TINY_CLASSIFIER, "seed": 1})
+        load_feature_network(mnist_data(), classifier_cache, **{**TINY_CLASSIFIER, "seed": 1})
 
 
 def test_a_damaged_cached_classifier_is_reported(feature_network, tmp_path):
@@ -96,7 +99,7 @@ def test_a_damaged_cached_classifier_is_reported(feature_network, tmp_path):
     damaged = tmp_path / Path(record["file"]).name
     damaged.write_bytes(Path(record["file"]).read_bytes()[:1000])
     with pytest.raises(ValueError, match="cannot be read .*delete the file"):
-        load_feature_network("mnist", DATA_DIR, tmp_path, **TINY_CLASSIFIER)
+        load_feature_network(mnist_data(), tmp_path, **TINY_CLASSIFIER)
 
 
 def test_a_classifier_below_the_accuracy_fid_needs_is_refused(feature_network, classifier_cache):
@@ -104,7 +107,7 @@ def test_a_classifier_below_the_accuracy_fid_needs_is_refused(feature_network, c
     assert record["accuracy"] < features.MIN_ACCURACY["mnist"]  # a tiny classifier
     with pytest.raises(ValueError, match="below the 0.99 that FID features need"):
         load_feature_network(
-            "mnist", DATA_DIR, classifier_cache, **{**TINY_CLASSIFIER, "min_accuracy": None}
+            mnist_data(), classifier_cache, **{**TINY_CLASSIFIER, "min_accuracy": None}
         )
 
 

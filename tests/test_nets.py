@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
+from wae_lightning.nets import MNIST_SHAPE, Decoder, Encoder, LatentDiscriminator
 
 
 def test_default_encoder_is_the_tutorial_architecture():
@@ -50,7 +50,7 @@ def test_default_discriminator_is_the_tutorial_architecture():
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_shapes_for_any_batch_size(batch):
-    encoder, decoder = Encoder(1, 8, 6), Decoder(1, 8, 6)
+    encoder, decoder = Encoder(MNIST_SHAPE, 8, 6), Decoder(MNIST_SHAPE, 8, 6)
     discriminator = LatentDiscriminator(6, 16)
     encoder.eval(), decoder.eval()  # BatchNorm cannot train on one image; evaluation can
     codes = encoder(torch.rand(batch, 1, 28, 28))
@@ -60,11 +60,52 @@ def test_shapes_for_any_batch_size(batch):
 
 
 def test_widths_are_configurable():
-    encoder = Encoder(channels=3, dim_h=16, out_features=10)
-    decoder = Decoder(channels=3, dim_h=16, n_z=5)
+    encoder = Encoder((3, 28, 28), dim_h=16, out_features=10)
+    decoder = Decoder((3, 28, 28), dim_h=16, n_z=5)
     assert encoder(torch.rand(2, 3, 28, 28)).shape == (2, 10)
     assert decoder(torch.randn(2, 5)).shape == (2, 3, 28, 28)
     assert LatentDiscriminator(5, width=32, depth=2)(torch.randn(2, 5)).shape == (2,)
+
+
+@pytest.mark.parametrize("architecture", ["tutorial", "paper"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("side", [28, 32, 64, 128])
+def test_the_networks_round_trip_any_side_that_halves_cleanly(architecture, channels, side):
+    shape = (channels, side, side)
+    encoder, decoder = Encoder(shape, 4, 6, architecture), Decoder(shape, 4, 6, architecture)
+    images = torch.rand(2, *shape)
+    assert decoder(encoder(images)).shape == images.shape
+    assert decoder.project[0].out_features == 32 * decoder.base_side**2
+    assert decoder.base_side <= 8
+
+
+def test_the_paper_decoder_at_64_is_the_celeba_one():
+    """Tolstikhin et al., CelebA: 8x8x1024 -> 16x16x512 -> 32x32x256 -> 64x64x128 -> 64x64x3."""
+    decoder = Decoder((3, 64, 64), 128, 64, architecture="paper")
+    shapes = []
+    for module in decoder.modules():
+        if isinstance(module, nn.ConvTranspose2d):
+            module.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:])))
+    decoder(torch.randn(2, 64))
+    assert decoder.project[0].out_features == 1024 * 8 * 8
+    assert shapes == [(512, 16, 16), (256, 32, 32), (128, 64, 64), (3, 64, 64)]
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((1, 30, 30), "cannot be built for images of side 30"),
+        ((3, 100, 100), "cannot be built for images of side 100"),
+        ((1, 8, 8), "at least 16"),
+        ((1, 28, 32), "images must be square"),
+        ((28, 28), "image_shape must be"),
+    ],
+)
+def test_a_shape_the_networks_cannot_build_is_refused_with_the_sides_that_work(shape, message):
+    with pytest.raises(ValueError, match=message) as refused:
+        Decoder(shape)
+    if "side" in message:
+        assert "28, 32" in str(refused.value) or "28" in str(refused.value)
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5])
@@ -75,7 +116,7 @@ def test_non_positive_widths_are_rejected(bad):
 
 def test_the_paper_networks_have_the_papers_shapes():
     """Tolstikhin et al., MNIST: 128-1024 filters, latent 8, 7x7x1024 -> 14x14x512 -> 28x28x256."""
-    encoder = Encoder(1, 128, 8, architecture="paper")
+    encoder = Encoder(MNIST_SHAPE, 128, 8, architecture="paper")
     convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [128, 256, 512, 1024]
     assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) for c in convs)
@@ -84,7 +125,7 @@ def test_the_paper_networks_have_the_papers_shapes():
     codes = encoder(torch.rand(2, 1, 28, 28))
     assert codes.shape == (2, 8)
 
-    decoder = Decoder(1, 128, 8, architecture="paper")
+    decoder = Decoder(MNIST_SHAPE, 128, 8, architecture="paper")
     shapes = []
     hooks = [
         m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:])))

@@ -31,7 +31,7 @@ from torchvision.transforms.functional import to_tensor
 from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.losses import gaussian_kl_to_prior
 from wae_lightning.models import AE, VAE, WAEGAN
-from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
+from wae_lightning.nets import MNIST_SHAPE, Decoder, Encoder, LatentDiscriminator
 
 MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN}
 
@@ -58,8 +58,8 @@ def tutorial_step(
     model: str, dim_h: int, n_z: int, device: torch.device
 ) -> Callable[[Tensor], None]:
     """One training step of the tutorial's loop for ``model``, as a closure over its state."""
-    encoder = Encoder(1, dim_h, n_z * (2 if model == "vae" else 1)).to(device)
-    decoder = Decoder(1, dim_h, n_z).to(device)
+    encoder = Encoder(MNIST_SHAPE, dim_h, n_z * (2 if model == "vae" else 1)).to(device)
+    decoder = Decoder(MNIST_SHAPE, dim_h, n_z).to(device)
     adam = partial(torch.optim.Adam, lr=2e-4)
     encoder_optimizer, decoder_optimizer = adam(encoder.parameters()), adam(decoder.parameters())
 

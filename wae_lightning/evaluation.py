@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from wae_lightning import figures
 from wae_lightning.checkpoints import describe_entries, non_finite_entries
 from wae_lightning.checks import check_count
-from wae_lightning.data import DATASETS, AutoEncoderDataModule, to_float_images
+from wae_lightning.data import ImageDataModule, ImageSpec, to_float_images
 from wae_lightning.features import FeatureVectors, FrozenFeatures, load_feature_network
 from wae_lightning.losses import mmd_imq
 from wae_lightning.models import VAE
@@ -112,7 +112,7 @@ MINIMUMS = {
 
 def check_classifier_settings(settings: Mapping[str, Any]) -> None:
     """Refuse feature-classifier settings that would only fail after training."""
-    known = set(inspect.signature(load_feature_network).parameters) - {"dataset", "data_dir"}
+    known = set(inspect.signature(load_feature_network).parameters) - {"datamodule"}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ValueError(
@@ -294,7 +294,7 @@ class Evaluator:
     def run(
         self,
         model: AutoEncoderModule,
-        datamodule: AutoEncoderDataModule,
+        datamodule: ImageDataModule,
         output_dir: str | Path,
         writer: SummaryWriter | None = None,
         run_dir: str | Path | None = None,
@@ -316,9 +316,7 @@ class Evaluator:
             )
         options = {"progress": self.progress, **self.classifier}
         # first: training the classifier, on the first use, switches gradients back on
-        features, classifier_record = load_feature_network(
-            datamodule.dataset, datamodule.data_dir, **options
-        )
+        features, classifier_record = load_feature_network(datamodule, **options)
         with torch.no_grad():
             summary = self.score(
                 model,
@@ -345,7 +343,7 @@ class Evaluator:
     def score(
         self,
         model: AutoEncoderModule,
-        datamodule: AutoEncoderDataModule,
+        datamodule: ImageDataModule,
         features: FrozenFeatures,
         output_dir: Path,
         writer: SummaryWriter | None,
@@ -356,7 +354,7 @@ class Evaluator:
         L.seed_everything(self.seed, verbose=False)
         model = model.eval().to(self.torch_device)
         datamodule.setup()
-        dataset = datamodule.dataset
+        spec = datamodule.spec
         test_images, test_labels = datamodule.splits["test"].tensors[:2]
         test_images, test_labels = test_images[: self.test_images], test_labels[: self.test_images]
         train_images = datamodule.splits["train"].tensors[0][: self.train_images]
@@ -371,7 +369,7 @@ class Evaluator:
         ).to(self.torch_device)
         metrics: dict[str, float] = {}
         log.info(
-            "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), dataset
+            "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), spec.title
         )
         reconstruction_scores, reconstructions, test_codes = self.reconstruction_pass(
             model, features, fid, kid, test_images, test_labels
@@ -420,12 +418,13 @@ class Evaluator:
         output_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(output_dir / FIGURE_DATA_FILE, **data)
         name = model.display_name
-        draw_run_figures(data, name, dataset, output_dir / "figures", writer, step)
+        draw_run_figures(data, name, spec, output_dir / "figures", writer, step)
 
         return {
             "model": name,
             "model_class": type(model).__name__,
-            "dataset": dataset,
+            "dataset": spec.name,
+            "data": spec.record(),
             "test_images": len(test_images),
             "generated_images": self.num_generated,
             "parameters": sum(parameter.numel() for parameter in model.parameters()),
@@ -583,13 +582,13 @@ def interpolation_rows(
 def draw_run_figures(
     data: Mapping[str, np.ndarray],
     name: str,
-    dataset: str,
+    spec: ImageSpec,
     figure_dir: Path,
     writer: SummaryWriter | None,
     step: int,
 ) -> None:
     """The evaluation's figures for one run, as PNG and in TensorBoard (``eval/...``)."""
-    class_names = DATASETS[dataset].classes
+    class_names = spec.class_names
     drawn = {
         "reconstructions": figures.image_rows(
             [("test images", data["originals"]), (name, data["reconstructions"])]
@@ -614,7 +613,7 @@ def draw_run_figures(
             stage, term = tag.split("/")
             panels.setdefault(term, {})[stage] = data[curve_key(tag)]
     if panels:
-        drawn["training_curves"] = figures.curves(panels, f"{name} on {dataset}")
+        drawn["training_curves"] = figures.curves(panels, f"{name} on {spec.title}")
     for figure_name, figure in drawn.items():
         figures.save_figure(
             figure, figure_dir / f"{figure_name}.png", writer, f"eval/{figure_name}", step

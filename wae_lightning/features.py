@@ -24,14 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.data import ImageDataModule, ImageSpec
 
 log = logging.getLogger(__name__)
 
-NUM_CLASSES = 10
-
 MIN_ACCURACY = {"mnist": 0.99, "fashion_mnist": 0.90}
-"""Test accuracy a cached classifier must reach before its features are trusted for FID."""
+"""Test accuracy a cached classifier must reach before its features are trusted for FID, for the
+data sets whose classifiers were measured; other labeled data default to ``evaluation.classifier
+.min_accuracy`` (0 when null)."""
 
 
 class FeatureClassifier(L.LightningModule):
@@ -41,11 +41,19 @@ class FeatureClassifier(L.LightningModule):
     gives the recorded accuracy.
     """
 
-    def __init__(self, width: int = 32, num_features: int = 128, lr: float = 3e-3) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 10,
+        width: int = 32,
+        num_features: int = 128,
+        lr: float = 3e-3,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        channels, side, _ = image_shape
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1, bias=False),
+            nn.Conv2d(channels, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
@@ -54,14 +62,14 @@ class FeatureClassifier(L.LightningModule):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(2 * width * 7 * 7, num_features),
+            nn.Linear(2 * width * (side // 4) ** 2, num_features),
             nn.ReLU(inplace=True),
         )
-        self.classify = nn.Sequential(nn.Dropout(0.3), nn.Linear(num_features, NUM_CLASSES))
-        self.test_accuracy = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.classify = nn.Sequential(nn.Dropout(0.3), nn.Linear(num_features, num_classes))
+        self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
 
     def forward(self, images: Tensor) -> Tensor:
-        """Class logits of images (N, 1, 28, 28) in [0, 1]."""
+        """Class logits of images (N, C, H, W) in [0, 1]."""
         return self.classify(self.features(images))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -128,11 +136,18 @@ class FeatureVectors(nn.Module):
 
 
 def classifier_settings(
-    dataset: str, epochs: int, width: int, num_features: int, seed: int, limit_batches: float | int
+    spec: ImageSpec,
+    epochs: int,
+    width: int,
+    num_features: int,
+    seed: int,
+    limit_batches: float | int,
 ) -> dict[str, Any]:
     """Everything that determines a trained classifier: its cache key."""
     return {
-        "dataset": dataset,
+        "dataset": spec.name,
+        "image_shape": list(spec.image_shape),
+        "num_classes": len(spec.class_names),
         "epochs": epochs,
         "width": width,
         "num_features": num_features,
@@ -148,14 +163,20 @@ def cache_path(cache_dir: Path, settings: dict[str, Any]) -> Path:
 
 
 def train_classifier(
-    data_dir: str | Path, settings: dict[str, Any], progress: bool
+    data: ImageDataModule, settings: dict[str, Any], progress: bool
 ) -> tuple[FeatureClassifier, float]:
-    """Train on the training split and return the classifier with its test-split accuracy."""
+    """Train on the training split and return the classifier with its test-split accuracy.
+
+    The data come from a fresh copy of the run's data module, with the classifier's batch sizes.
+    """
     L.seed_everything(settings["seed"], verbose=False)
-    datamodule = AutoEncoderDataModule(
-        settings["dataset"], data_dir, batch_size=128, eval_batch_size=1000
+    datamodule = type(data)(**{**data.hparams, "batch_size": 128, "eval_batch_size": 1000})
+    classifier = FeatureClassifier(
+        tuple(settings["image_shape"]),
+        settings["num_classes"],
+        width=settings["width"],
+        num_features=settings["num_features"],
     )
-    classifier = FeatureClassifier(width=settings["width"], num_features=settings["num_features"])
     trainer = L.Trainer(
         accelerator="auto",
         devices=1,
@@ -173,8 +194,7 @@ def train_classifier(
 
 
 def load_feature_network(
-    dataset: str,
-    data_dir: str | Path,
+    datamodule: ImageDataModule,
     cache_dir: str | Path,
     epochs: int = 3,
     width: int = 32,
@@ -184,16 +204,24 @@ def load_feature_network(
     min_accuracy: float | None = None,
     progress: bool = True,
 ) -> tuple[FrozenFeatures, dict[str, Any]]:
-    """The frozen feature network of ``dataset``, trained and cached on first use.
+    """The frozen feature network of the data module's images, trained and cached on first use.
 
     Returns the network and its record (settings, test accuracy, cache file). A classifier
     below ``min_accuracy`` (by default the dataset's entry of ``MIN_ACCURACY``) is refused: its
     features would make FID numbers meaningless.
     """
-    settings = classifier_settings(dataset, epochs, width, num_features, seed, limit_batches)
+    spec = datamodule.spec
+    if not spec.labeled:
+        raise ValueError(
+            f"{spec.title} has no classes: its FID needs a label-free feature network, which "
+            "is not built yet; evaluate=false trains it without the evaluation"
+        )
+    settings = classifier_settings(spec, epochs, width, num_features, seed, limit_batches)
     path = cache_path(Path(cache_dir), settings)
     if path.is_file():
-        classifier = FeatureClassifier(width=width, num_features=num_features)
+        classifier = FeatureClassifier(
+            spec.image_shape, len(spec.class_names), width=width, num_features=num_features
+        )
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             classifier.load_state_dict(saved["state_dict"])
@@ -207,12 +235,12 @@ def load_feature_network(
     else:
         log.info(
             "Training the %s feature classifier (%d epochs); it is cached in %s",
-            dataset,
+            spec.title,
             epochs,
             path,
         )
         start = time.perf_counter()
-        classifier, accuracy = train_classifier(data_dir, settings, progress)
+        classifier, accuracy = train_classifier(datamodule, settings, progress)
         record = {
             **settings,
             "accuracy": accuracy,
@@ -224,10 +252,10 @@ def load_feature_network(
         torch.save({"state_dict": classifier.cpu().state_dict(), "record": record}, partial_path)
         partial_path.replace(path)  # atomic: a concurrent job never reads half a file
         log.info("Feature classifier test accuracy %.4f, saved to %s", accuracy, path)
-    threshold = MIN_ACCURACY.get(dataset, 0.0) if min_accuracy is None else min_accuracy
+    threshold = MIN_ACCURACY.get(spec.name, 0.0) if min_accuracy is None else min_accuracy
     if record["accuracy"] < threshold:
         raise ValueError(
-            f"the {dataset} feature classifier in {path} reaches test accuracy "
+            f"the {spec.title} feature classifier in {path} reaches test accuracy "
             f"{record['accuracy']:.4f}, below the {threshold} that FID features need: train it "
             "longer (evaluation.classifier.epochs) or delete the file to retrain"
         )

@@ -22,7 +22,8 @@ PADDING = 2
 
 
 def image_rows(rows: Sequence[tuple[str, torch.Tensor | np.ndarray]]) -> Figure:
-    """One labelled row per entry; every entry holds the same number of images (n, 1, H, W)."""
+    """One labelled row per entry; every entry holds the same number of images (n, C, H, W),
+    drawn in grey for one channel and in colour for three."""
     images = [torch.as_tensor(row).float().cpu() for _, row in rows]
     per_row = len(images[0])
     if any(len(row) != per_row for row in images):
@@ -30,7 +31,10 @@ def image_rows(rows: Sequence[tuple[str, torch.Tensor | np.ndarray]]) -> Figure:
     grid = make_grid(torch.cat(images), nrow=per_row, padding=PADDING, pad_value=1.0)
     side = images[0].shape[-2] + PADDING
     figure, axes = plt.subplots(figsize=(0.55 * per_row + 1.6, 0.55 * len(rows) + 0.5))
-    axes.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if images[0].shape[1] == 1:  # make_grid repeats one channel three times: show it in grey
+        axes.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        axes.imshow(grid.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
     axes.set_yticks([PADDING + side * (i + 0.5) for i in range(len(rows))])
     axes.set_yticklabels([label for label, _ in rows])
     axes.set_xticks([])

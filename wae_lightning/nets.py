@@ -1,18 +1,66 @@
 """The networks every model shares: the only place they are defined.
 
-The defaults are the tutorial's reference architecture for 28x28 images. The decoder returns
-logits; images are ``sigmoid(logits)``, so reconstruction costs can use the numerically stable
+They are built for the image shape (channels, side, side) they are given. At 28 x 28 they are
+the tutorial's reference networks (or the WAE paper's MNIST ones). The decoder returns logits;
+images are ``sigmoid(logits)``, so reconstruction costs can use the numerically stable
 ``binary_cross_entropy_with_logits`` (which, unlike BCE on probabilities, autocast allows in bf16).
 """
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-IMAGE_SIZE = 28
-"""Side of the square images the encoder and decoder are built for (MNIST, Fashion-MNIST)."""
+ImageShape = tuple[int, int, int]
+"""(channels, height, width) of the images a network reads or writes."""
 
-_DECODER_BASE_SIZE = 7
-"""Side of the feature map the decoder's linear layer produces (then up to 28)."""
+MNIST_SHAPE: ImageShape = (1, 28, 28)
+
+MAX_BASE_SIDE = 8
+"""The decoder's linear layer makes a map of at most this side, then doubles it to the image."""
+
+ENCODER_HALVINGS = 4
+"""Stride-2 convolutions of the encoder: an image side must be at least 2**4 = 16."""
+
+
+def decoder_ladder(side: int) -> tuple[int, int]:
+    """``(base, doublings)`` with ``side == base * 2**doublings`` and ``base <= 8``.
+
+    Raises ``ValueError`` for a side that does not halve cleanly down to 8 or less (30: 15), or
+    that is below 16.
+    """
+    base, doublings = side, 0
+    while base > MAX_BASE_SIDE and base % 2 == 0:
+        base, doublings = base // 2, doublings + 1
+    if base > MAX_BASE_SIDE or side < 2**ENCODER_HALVINGS or doublings == 0:
+        working = [s for s in range(16, 257) if buildable_side(s)]
+        raise ValueError(
+            f"the networks cannot be built for images of side {side}: the side must halve "
+            f"cleanly down to {MAX_BASE_SIDE} or less and be at least {2**ENCODER_HALVINGS}. "
+            f"Sides that work: {', '.join(map(str, working[:12]))}, ... (28, 32, 64, 128 among them)"
+        )
+    return base, doublings
+
+
+def buildable_side(side: int) -> bool:
+    base = side
+    while base > MAX_BASE_SIDE and base % 2 == 0:
+        base //= 2
+    return side >= 2**ENCODER_HALVINGS and base <= MAX_BASE_SIDE and base != side
+
+
+def check_image_shape(image_shape: Sequence[int]) -> ImageShape:
+    """A square (channels, side, side) shape the networks can be built for, as a tuple."""
+    if len(image_shape) != 3 or any(
+        not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in image_shape
+    ):
+        raise ValueError(f"image_shape must be (channels, height, width), got {image_shape!r}")
+    channels, height, width = image_shape
+    if height != width:
+        raise ValueError(f"images must be square, got {height} x {width}")
+    decoder_ladder(height)
+    return channels, height, width
+
 
 ARCHITECTURES = ("tutorial", "paper")
 """``tutorial``: the tutorial's networks; ``paper``: the WAE paper's MNIST (DCGAN-style) ones."""
@@ -32,7 +80,8 @@ def _check_positive(**values: int) -> None:
 
 
 class Encoder(nn.Module):
-    """Four stride-2 convolutions (dim_h, 2, 4, 8 x dim_h channels), then a linear map.
+    """Four stride-2 convolutions (dim_h, 2, 4, 8 x dim_h channels), then a linear map from the
+    last map (side // 16 squared, 1 x 1 at 28 x 28).
 
     ``out_features`` is the latent size for deterministic encoders and twice that for the VAE,
     whose encoder emits a mean and a log-variance per latent dimension. Each convolution but
@@ -42,13 +91,14 @@ class Encoder(nn.Module):
 
     def __init__(
         self,
-        channels: int = 1,
+        image_shape: Sequence[int] = MNIST_SHAPE,
         dim_h: int = 40,
         out_features: int = 20,
         architecture: str = "tutorial",
     ) -> None:
         super().__init__()
-        _check_positive(channels=channels, dim_h=dim_h, out_features=out_features)
+        channels, side, _ = check_image_shape(image_shape)
+        _check_positive(dim_h=dim_h, out_features=out_features)
         _check_architecture(architecture)
         widths = [channels, dim_h, dim_h * 2, dim_h * 4, dim_h * 8]
         layers: list[nn.Module] = []
@@ -58,8 +108,7 @@ class Encoder(nn.Module):
                 layers.append(nn.BatchNorm2d(width_out))
             layers.append(nn.ReLU(inplace=True))
         self.features = nn.Sequential(*layers)
-        side = IMAGE_SIZE
-        for _ in range(4):
+        for _ in range(ENCODER_HALVINGS):
             side //= 2
         self.head = nn.Linear(dim_h * 8 * side * side, out_features)
 
@@ -71,45 +120,58 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Linear map to an 8*dim_h x 7 x 7 map, then transposed convolutions up to 28 x 28 logits.
+    """Linear map to an 8*dim_h x base x base map, then transposed convolutions up to the image.
 
-    ``architecture="tutorial"``: 7 -> 10 -> 13 (kernel 4, stride 1) -> 28 (stride 2).
-    ``architecture="paper"``: 7 -> 14 -> 28 (kernel 4, stride 2), then a stride-1 transposed
-    convolution to the image (kernel 5, padding 2, which keeps 28 x 28); with dim_h = 128 the
-    maps are 7x7x1024, 14x14x512 and 28x28x256, as in the WAE paper.
+    The image side is ``base * 2**doublings`` with ``base <= 8`` (:func:`decoder_ladder`).
+
+    ``architecture="tutorial"``: at 28 x 28 the tutorial's own decoder, 7 -> 10 -> 13 (kernel 4,
+    stride 1) -> 28 (stride 2); at any other side, ``doublings`` stride-2 transposed
+    convolutions (kernel 4), halving the width each time, the last one to the image.
+    ``architecture="paper"``: ``doublings`` stride-2 transposed convolutions (kernel 4), then a
+    stride-1 one to the image (kernel 5, padding 2). With dim_h = 128 the maps are 7x7x1024,
+    14x14x512 and 28x28x256 for MNIST, and 8x8x1024 up to 64x64x128 for CelebA, as in the WAE
+    paper.
     """
 
     def __init__(
-        self, channels: int = 1, dim_h: int = 40, n_z: int = 20, architecture: str = "tutorial"
+        self,
+        image_shape: Sequence[int] = MNIST_SHAPE,
+        dim_h: int = 40,
+        n_z: int = 20,
+        architecture: str = "tutorial",
     ) -> None:
         super().__init__()
-        _check_positive(channels=channels, dim_h=dim_h, n_z=n_z)
+        channels, side, _ = check_image_shape(image_shape)
+        _check_positive(dim_h=dim_h, n_z=n_z)
         _check_architecture(architecture)
+        self.base_side, doublings = decoder_ladder(side)
         self.base_channels = dim_h * 8
         self.project = nn.Sequential(
-            nn.Linear(n_z, self.base_channels * _DECODER_BASE_SIZE**2), nn.ReLU(inplace=True)
+            nn.Linear(n_z, self.base_channels * self.base_side**2), nn.ReLU(inplace=True)
         )
-        if architecture == "paper":
-            first = second = {"kernel_size": 4, "stride": 2, "padding": 1}
-            last = {"kernel_size": 5, "stride": 1, "padding": 2}
-        else:
-            first = second = {"kernel_size": 4}
+        widths = [dim_h * max(8 >> step, 1) for step in range(doublings + 1)]
+        layers: list[nn.Module] = []
+        if architecture == "tutorial" and side == 28:
+            strides = [{"kernel_size": 4}, {"kernel_size": 4}]
             last = {"kernel_size": 4, "stride": 2}
-        self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(dim_h * 8, dim_h * 4, **first),
-            nn.BatchNorm2d(dim_h * 4),
-            nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(dim_h * 4, dim_h * 2, **second),
-            nn.BatchNorm2d(dim_h * 2),
-            nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(dim_h * 2, channels, **last),
-        )
+        elif architecture == "tutorial":
+            strides = [{"kernel_size": 4, "stride": 2, "padding": 1}] * (doublings - 1)
+            last = {"kernel_size": 4, "stride": 2, "padding": 1}
+        else:
+            strides = [{"kernel_size": 4, "stride": 2, "padding": 1}] * doublings
+            last = {"kernel_size": 5, "stride": 1, "padding": 2}
+        for step, options in enumerate(strides):
+            layers += [
+                nn.ConvTranspose2d(widths[step], widths[step + 1], **options),
+                nn.BatchNorm2d(widths[step + 1]),
+                nn.ReLU(inplace=True),
+            ]
+        layers.append(nn.ConvTranspose2d(widths[len(strides)], channels, **last))
+        self.upsample = nn.Sequential(*layers)
 
     def forward(self, codes: Tensor) -> Tensor:
-        """Map latent codes (N, n_z) to image logits (N, channels, 28, 28)."""
-        features = self.project(codes).view(
-            -1, self.base_channels, _DECODER_BASE_SIZE, _DECODER_BASE_SIZE
-        )
+        """Map latent codes (N, n_z) to image logits (N, channels, side, side)."""
+        features = self.project(codes).view(-1, self.base_channels, self.base_side, self.base_side)
         return self.upsample(features)
 
 

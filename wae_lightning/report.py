@@ -29,7 +29,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from wae_lightning import figures
-from wae_lightning.data import DATASETS
+from wae_lightning.data import ImageSpec
 from wae_lightning.evaluation import (
     EVALUATION_DIR,
     FIGURE_DATA_FILE,
@@ -71,6 +71,11 @@ class Run:
         return self.evaluation["dataset"]
 
     @property
+    def spec(self) -> ImageSpec:
+        """The data's description, as the run's evaluation recorded it."""
+        return ImageSpec.from_record(self.evaluation["data"])
+
+    @property
     def model(self) -> str:
         return self.evaluation["model"]
 
@@ -91,6 +96,12 @@ def read_run(evaluation_file: Path) -> Run:
             f"the evaluation in {evaluation_dir} cannot be read ({error}): evaluate the run again "
             "with python -m wae_lightning.evaluate ckpt_path=<its checkpoint>"
         ) from error
+    if "data" not in evaluation:
+        raise ReportError(
+            f"the evaluation in {evaluation_dir} does not describe its data (an older version "
+            "wrote it): evaluate the run again with python -m wae_lightning.evaluate "
+            "ckpt_path=<its checkpoint>"
+        )
     training_file = directory / METRICS_FILE
     training = json.loads(training_file.read_text()) if training_file.is_file() else {}
     return Run(directory, evaluation, training, figure_data, experiment_of(directory))
@@ -265,7 +276,7 @@ def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Pa
     """The tutorial's figures for one dataset, the models row by row; returns caption -> file."""
     check_same_figure_inputs(runs, dataset)
     first = runs[0].figure_data
-    class_names = DATASETS[dataset].classes
+    class_names = runs[0].spec.class_names
     count = len(first["originals"])
     samples = min(SAMPLES_PER_ROW, *(len(run.figure_data["prior_samples"]) for run in runs))
     panels = {
@@ -322,10 +333,6 @@ def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Pa
 
 
 # ---- the documents -----------------------------------------------------------------------------
-def dataset_title(dataset: str) -> str:
-    return {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}.get(dataset, dataset)
-
-
 def classifier_note(runs: list[Run]) -> str:
     """Which feature network the FIDs of these runs used, and a warning if they differ."""
     records = {
@@ -428,7 +435,7 @@ def write_report(
     datasets = list(dict.fromkeys(run.dataset for run in runs))
     for dataset in datasets:
         chosen = [run for run in runs if run.dataset == dataset]
-        heading, table = dataset_title(dataset), metric_table(chosen)
+        heading, table = chosen[0].spec.title, metric_table(chosen)
         note = classifier_note(chosen)
         markdown += [f"## {heading}", "", markdown_table(table), "", note, ""]
         body += [

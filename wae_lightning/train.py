@@ -75,7 +75,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     # Plain dicts, not DictConfigs, so that checkpoints hold only what weights_only loading accepts.
     datamodule = instantiate(cfg.data, _convert_="all")
-    model = instantiate(cfg.model, _convert_="all")
+    # the data describes its images; the networks are built for them
+    model = instantiate(cfg.model, image_shape=datamodule.spec.image_shape, _convert_="all")
     check_run_settings(cfg, model)
     output_dir = Path(cfg.paths.output_dir)
     if cfg.ckpt_path is not None:
@@ -121,7 +122,7 @@ class RunStages:
     def __post_init__(self) -> None:
         self.summary |= {
             "model": type(self.model).__name__,
-            "dataset": self.datamodule.dataset,
+            "dataset": self.datamodule.spec.name,
             "metrics": {},
         }
 

@@ -22,7 +22,7 @@ from torchmetrics import Metric
 from wae_lightning.checks import check_count
 from wae_lightning.data import to_float_images
 from wae_lightning.losses import ReconstructionCost
-from wae_lightning.nets import IMAGE_SIZE, Decoder, Encoder
+from wae_lightning.nets import MNIST_SHAPE, Decoder, Encoder, check_image_shape
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ class AutoEncoderModule(L.LightningModule):
     """Base LightningModule of every auto-encoder in this project.
 
     Args:
-        channels: image channels (1 for MNIST and Fashion-MNIST).
+        image_shape: (channels, side, side) of the images, as the data module describes them
+            (training passes it from the data; 1 x 28 x 28 for MNIST and Fashion-MNIST).
         dim_h: width of the networks (the encoder's first convolution has ``dim_h`` channels).
         n_z: latent dimension.
         prior_sigma: standard deviation of the prior N(0, sigma^2 I) that ``sample`` draws from.
@@ -132,7 +133,7 @@ class AutoEncoderModule(L.LightningModule):
 
     def __init__(
         self,
-        channels: int = 1,
+        image_shape: Sequence[int] = MNIST_SHAPE,
         dim_h: int = 40,
         n_z: int = 20,
         prior_sigma: float = 1.0,
@@ -147,7 +148,7 @@ class AutoEncoderModule(L.LightningModule):
         super().__init__()
         check_count(n_z, "model.n_z", why="It is the latent dimension.")
         check_count(dim_h, "model.dim_h", why="It is the width of the networks.")
-        check_count(channels, "model.channels")
+        image_shape = check_image_shape(image_shape)
         if not prior_sigma > 0:
             raise ValueError(f"prior_sigma must be > 0, got {prior_sigma!r}: set model.prior_sigma")
         check_learning_rate(optimizer, "model.optimizer")
@@ -161,10 +162,12 @@ class AutoEncoderModule(L.LightningModule):
         self.save_hyperparameters(
             ignore=["optimizer", "scheduler", "discriminator_optimizer"], logger=False
         )
-        self.encoder = Encoder(channels, dim_h, n_z * self.encoder_outputs_per_latent, architecture)
-        self.decoder = Decoder(channels, dim_h, n_z, architecture)
+        self.encoder = Encoder(
+            image_shape, dim_h, n_z * self.encoder_outputs_per_latent, architecture
+        )
+        self.decoder = Decoder(image_shape, dim_h, n_z, architecture)
         self.reconstruction_cost = ReconstructionCost(
-            pixels=channels * IMAGE_SIZE * IMAGE_SIZE, **(reconstruction or {})
+            pixels=math.prod(image_shape), **(reconstruction or {})
         )
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=2e-4)
         self.scheduler_factory = scheduler
@@ -198,7 +201,7 @@ class AutoEncoderModule(L.LightningModule):
 
     # ---- what every auto-encoder can do -------------------------------------------------------
     def encode(self, images: Tensor) -> Tensor:
-        """Deterministic codes (N, n_z) of images (N, C, 28, 28) in [0, 1]."""
+        """Deterministic codes (N, n_z) of images (N, C, H, W) in [0, 1]."""
         return self.encoder(images)
 
     def decode(self, codes: Tensor) -> Tensor:

@@ -1,0 +1,32 @@
+"""The data modules: each describes its images (:class:`ImageSpec`) and shares the batching of
+:class:`ImageDataModule`; one module per kind of source."""
+
+from wae_lightning.data.base import (
+    EpochPermutation,
+    ImageDataModule,
+    ImageSpec,
+    TensorBatches,
+    ends_with_a_lone_image,
+    to_float_images,
+)
+from wae_lightning.data.idx import (
+    DATASETS,
+    AutoEncoderDataModule,
+    DatasetFileError,
+    DatasetNotFoundError,
+    read_idx,
+)
+
+__all__ = [
+    "DATASETS",
+    "AutoEncoderDataModule",
+    "DatasetFileError",
+    "DatasetNotFoundError",
+    "EpochPermutation",
+    "ImageDataModule",
+    "ImageSpec",
+    "TensorBatches",
+    "ends_with_a_lone_image",
+    "read_idx",
+    "to_float_images",
+]
