@@ -1,14 +1,16 @@
 """Every config group composes and instantiates; unknown names get Hydra's list of options."""
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from PIL import Image
 
 from tests.conftest import CONF_DIR, compose_config
-from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.data import AutoEncoderDataModule, ImageFolderDataModule
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
 from wae_lightning.train import instantiate_group
 
@@ -19,7 +21,7 @@ def options(group: str) -> list[str]:
 
 def test_the_documented_options_exist():
     assert options("model") == ["ae", "vae", "wae_gan", "wae_mmd"]
-    assert options("data") == ["fashion_mnist", "mnist"]
+    assert options("data") == ["fashion_mnist", "image_folder", "mnist"]
     assert options("trainer") == ["cpu", "ddp", "default", "gpu"]
     assert options("logger") == ["csv", "tensorboard"]
     assert options("experiment") == ["demo", "paper", "paper_fashion_mnist", "tutorial"]
@@ -35,10 +37,19 @@ def test_model_configs_instantiate(name, cls, tiny_config):
     assert isinstance(model.configure_optimizers(), list if name == "wae_gan" else dict)
 
 
-@pytest.mark.parametrize("name", options("data"))
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_data_configs_instantiate(name, tiny_config):
     datamodule = instantiate(tiny_config(f"data={name}").data)
-    assert isinstance(datamodule, AutoEncoderDataModule) and datamodule.dataset == name
+    assert isinstance(datamodule, AutoEncoderDataModule) and datamodule.spec.name == name
+
+
+def test_the_image_folder_config_needs_a_path_and_instantiates_with_one(tiny_config, tmp_path):
+    with pytest.raises(Exception, match="Missing mandatory value: data.path"):
+        instantiate(tiny_config("data=image_folder").data)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "one.png")
+    datamodule = instantiate(tiny_config("data=image_folder", f"data.path={tmp_path}").data)
+    assert isinstance(datamodule, ImageFolderDataModule)
+    assert datamodule.spec.image_shape == (3, 64, 64) and datamodule.spec.class_names is None
 
 
 @pytest.mark.parametrize("name", options("trainer"))

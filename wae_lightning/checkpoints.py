@@ -122,8 +122,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def check_checkpoint_matches(path: str | Path, model: AutoEncoderModule) -> None:
-    """Refuse to resume ``model`` from a checkpoint of another model type."""
-    saved = read_checkpoint(path)[CHECKPOINT_MODEL_KEY]
+    """Refuse to resume ``model`` from a checkpoint of another model type or image shape."""
+    checkpoint = read_checkpoint(path)
+    saved = checkpoint[CHECKPOINT_MODEL_KEY]
+    shape = tuple(checkpoint.get("hyper_parameters", {}).get("image_shape", (1, 28, 28)))
+    if shape != tuple(model.hparams.image_shape):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a model for images of {' x '.join(map(str, shape))}, "
+            f"but the data gives {' x '.join(map(str, model.hparams.image_shape))}: choose the "
+            "data the checkpoint was trained on (data=..., data.image_size, data.channels)"
+        )
     if saved != model.class_path():
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a {saved.rsplit('.', 1)[-1]} model, but this run "

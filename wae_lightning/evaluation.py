@@ -240,6 +240,30 @@ class Evaluator:
             )
         check_classifier_settings(self.classifier)
 
+    def check_data(self, datamodule: ImageDataModule) -> None:
+        """Refuse, before training, data this evaluation cannot score."""
+        spec = datamodule.spec
+        if not spec.labeled:
+            raise ValueError(
+                f"{spec.title} has no classes, and the FID of unlabeled images needs a "
+                "label-free feature network that is not built yet: train it with evaluate=false"
+            )
+        datamodule.setup()
+        counts = {split: len(datamodule.splits[split]) for split in ("test", "train")}
+        tested = min(counts["test"], self.test_images or counts["test"])
+        trained = min(counts["train"], self.train_images or counts["train"])
+        for name, count in (("test", tested), ("training", trained)):
+            if self.kid_subset_size > count:
+                raise ValueError(
+                    f"kid_subset_size ({self.kid_subset_size}) exceeds the {count} {name} images "
+                    f"of {spec.title}: lower evaluation.kid_subset_size"
+                )
+        if 2 * self.num_pairs > tested:
+            raise ValueError(
+                f"num_pairs ({self.num_pairs}) needs {2 * self.num_pairs} test images, but "
+                f"{spec.title} has {tested}: lower evaluation.num_pairs"
+            )
+
     @property
     def torch_device(self) -> torch.device:
         if self.device == "auto":

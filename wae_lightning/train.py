@@ -78,6 +78,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # the data describes its images; the networks are built for them
     model = instantiate(cfg.model, image_shape=datamodule.spec.image_shape, _convert_="all")
     check_run_settings(cfg, model)
+    if evaluator is not None:
+        evaluator.check_data(datamodule)
     output_dir = Path(cfg.paths.output_dir)
     if cfg.ckpt_path is not None:
         check_checkpoint_matches(cfg.ckpt_path, model)

@@ -16,6 +16,7 @@ from wae_lightning.data.idx import (
     DatasetNotFoundError,
     read_idx,
 )
+from wae_lightning.data.image_folder import ImageFolderDataModule, ImageFolderError
 
 __all__ = [
     "DATASETS",
@@ -24,6 +25,8 @@ __all__ = [
     "DatasetNotFoundError",
     "EpochPermutation",
     "ImageDataModule",
+    "ImageFolderDataModule",
+    "ImageFolderError",
     "ImageSpec",
     "TensorBatches",
     "ends_with_a_lone_image",

@@ -1,0 +1,202 @@
+"""Your own images: folders of real images (MNIST digits written as PNG files, crops of the
+photographs scikit-learn ships), trained and evaluated through the real configs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_sample_images
+
+from wae_lightning.checkpoints import CheckpointError
+from wae_lightning.data import ImageFolderDataModule, ImageFolderError, image_folder
+from wae_lightning.train import train
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory, mnist) -> Path:
+    """60 MNIST test images of each digit, as PNG files in one sub-folder per class."""
+    root = tmp_path_factory.mktemp("digits")
+    images, labels = mnist.splits["test"].tensors
+    for digit in range(10):
+        folder = root / f"digit_{digit}"
+        folder.mkdir()
+        for number, index in enumerate((labels == digit).nonzero().flatten()[:60].tolist()):
+            Image.fromarray(images[index, 0].numpy()).save(folder / f"{number}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory) -> Path:
+    """A flat folder of 64 x 64 RGB crops cut from the photographs scikit-learn ships."""
+    root = tmp_path_factory.mktemp("photos")
+    for name, photo in zip(("china", "flower"), load_sample_images().images, strict=True):
+        for row in range(0, photo.shape[0] - 64, 48):
+            for column in range(0, photo.shape[1] - 64, 96):
+                crop = photo[row : row + 64, column : column + 64]
+                Image.fromarray(crop).save(root / f"{name}_{row}_{column}.jpg", quality=95)
+    return root
+
+
+def folder_config(tiny_config, folder: Path, *overrides: str, output_dir: Path | None = None):
+    return tiny_config(
+        "data=image_folder",
+        f"data.path={folder}",
+        f"data.cache_dir={folder.parent / (folder.name + '_cache')}",
+        "data.batch_size=16",
+        "data.eval_batch_size=100",
+        *overrides,
+        output_dir=output_dir,
+    )
+
+
+def test_digits_in_class_folders_train_and_evaluate_end_to_end(digit_folder, tiny_config, tmp_path):
+    cfg = folder_config(
+        tiny_config,
+        digit_folder,
+        "data.image_size=28",
+        "data.channels=1",
+        "trainer.max_epochs=2",
+        "evaluate=true",
+        "evaluation.test_images=null",
+        "evaluation.train_images=null",
+        "evaluation.kid_subset_size=50",
+        "evaluation.classifier.min_accuracy=0",
+    )
+    metrics = train(cfg)
+    assert metrics["test/recon_mse"] > 0 and metrics["eval/fid_prior"] > 0
+    evaluation = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())
+    assert evaluation["test_images"] == 60  # 10% of the 600 images
+    data = evaluation["data"]
+    assert data["title"] == digit_folder.name and data["image_shape"] == [1, 28, 28]
+    assert data["class_names"] == [f"digit_{digit}" for digit in range(10)]
+    assert (tmp_path / "evaluation" / "figures" / "tsne.png").is_file()
+
+
+@pytest.mark.parametrize("model_name", ["ae", "vae", "wae_gan", "wae_mmd"])
+def test_rgb_photographs_in_a_flat_folder_train_every_model(
+    model_name, photo_folder, tiny_config, tmp_path
+):
+    metrics = train(
+        folder_config(tiny_config, photo_folder, f"model={model_name}", "data.image_size=32")
+    )
+    assert metrics["test/recon_mse"] > 0
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert tuple(checkpoint["hyper_parameters"]["image_shape"]) == (3, 32, 32)
+
+
+def test_images_are_resized_cropped_and_converted(photo_folder, tmp_path):
+    grey = ImageFolderDataModule(photo_folder, image_size=32, channels=1, cache_dir=tmp_path)
+    grey.setup()
+    images = grey.splits["train"].tensors[0]
+    assert images.dtype == torch.uint8 and tuple(images.shape[1:]) == (1, 32, 32)
+    assert grey.spec.class_names is None and not grey.spec.labeled
+    sizes = [len(grey.splits[split]) for split in ("train", "val", "test")]
+    assert sum(sizes) == len(list(photo_folder.iterdir())) and sizes[1] == sizes[2] > 0
+
+
+def test_the_decoded_images_are_cached_and_decoded_again_when_the_folder_changes(
+    digit_folder, tmp_path, monkeypatch
+):
+    first = ImageFolderDataModule(digit_folder, image_size=28, channels=1, cache_dir=tmp_path)
+    first.setup()
+    assert first.cache_file.is_file()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(image_folder, "decode_image", no_decoding)
+    again = ImageFolderDataModule(digit_folder, image_size=28, channels=1, cache_dir=tmp_path)
+    again.setup()
+    for split in ("train", "val", "test"):
+        assert torch.equal(again.splits[split].tensors[0], first.splits[split].tensors[0])
+
+    changed = tmp_path / "changed"
+    for folder in digit_folder.iterdir():
+        (changed / folder.name).mkdir(parents=True)
+        for file in list(folder.iterdir())[:20]:
+            (changed / folder.name / file.name).write_bytes(file.read_bytes())
+    (changed / "digit_0" / "0.png").write_bytes((digit_folder / "digit_1" / "0.png").read_bytes())
+    with pytest.raises(AssertionError, match="decoded again"):
+        ImageFolderDataModule(changed, image_size=28, channels=1, cache_dir=tmp_path).setup()
+
+
+def test_train_val_and_test_folders_are_kept_as_the_splits(digit_folder, tmp_path):
+    for split, count in (("train", 8), ("val", 2), ("test", 3)):
+        for digit in (3, 7):
+            folder = tmp_path / "split" / split / str(digit)
+            folder.mkdir(parents=True)
+            for file in sorted((digit_folder / f"digit_{digit}").iterdir())[:count]:
+                (folder / file.name).write_bytes(file.read_bytes())
+    datamodule = ImageFolderDataModule(
+        tmp_path / "split", image_size=28, channels=1, cache_dir=tmp_path / "cache"
+    )
+    datamodule.setup()
+    assert [len(datamodule.splits[s]) for s in ("train", "val", "test")] == [16, 4, 6]
+    assert datamodule.spec.class_names == ("3", "7")
+
+
+def test_the_same_digits_read_from_png_files_and_from_the_idx_files(digit_folder, tmp_path, mnist):
+    """Decoding adds nothing: PNG files of 28 x 28 digits give the IDX files' pixels."""
+    datamodule = ImageFolderDataModule(digit_folder, image_size=28, channels=1, cache_dir=tmp_path)
+    datamodule.setup()
+    from_png = torch.cat([datamodule.splits[s].tensors[0] for s in ("train", "val", "test")])
+    images, labels = mnist.splits["test"].tensors
+    chosen = torch.cat([(labels == d).nonzero().flatten()[:60] for d in range(10)])
+    assert torch.equal(
+        from_png.sum((1, 2, 3)).sort().values, images[chosen].sum((1, 2, 3)).sort().values
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message"),
+    [
+        (lambda root: None, {}, "holds no images"),
+        (lambda root: (root / "a.png").write_bytes(b"not a png"), {}, "a.png cannot be decoded"),
+        (
+            lambda root: (root / "cats").mkdir() or (root / "x.png").touch(),
+            {},
+            "mixes loose images",
+        ),
+        (lambda root: None, {"image_size": 30}, "side 30.*set data.image_size"),
+        (lambda root: None, {"channels": 2}, "channels must be 1 .* or 3 .*set data.channels"),
+        (lambda root: None, {"val_size": 1.5}, "val_size must be a fraction"),
+    ],
+)
+def test_bad_folders_and_options_are_refused_with_what_to_do(make, options, message, tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    make(root)
+    if "mixes" in message:
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / "cats" / "one.png")
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / "x.png")
+    if "side 30" in message or "channels" in message or "val_size" in message:
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / "x.png")
+    with pytest.raises(ImageFolderError, match=message):
+        ImageFolderDataModule(root, cache_dir=tmp_path / "cache", **options).setup()
+
+
+def test_unreadable_files_can_be_skipped_and_are_counted(photo_folder, tmp_path, caplog):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for file in sorted(photo_folder.iterdir())[:30]:
+        (root / file.name).write_bytes(file.read_bytes())
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    datamodule = ImageFolderDataModule(
+        root, image_size=32, cache_dir=tmp_path / "cache", skip_unreadable=True
+    )
+    datamodule.setup()
+    assert sum(len(split) for split in datamodule.splits.values()) == 30
+    assert "Skipped 1 unreadable file(s)" in caplog.text
+
+
+def test_a_checkpoint_of_another_image_shape_is_refused(photo_folder, tiny_config, tmp_path):
+    train(
+        folder_config(tiny_config, photo_folder, "data.image_size=32", output_dir=tmp_path / "rgb")
+    )
+    checkpoint = tmp_path / "rgb" / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError, match=r"images of 3 x 32 x 32, but the data gives 1 x 28"):
+        train(tiny_config(f"ckpt_path={checkpoint}", output_dir=tmp_path / "mnist"))
+    assert not (tmp_path / "mnist" / "checkpoints").exists()
