@@ -9,9 +9,17 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.datasets import load_sample_images
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchvision.transforms.v2.functional import gaussian_blur
 
 from wae_lightning.checkpoints import CheckpointError
-from wae_lightning.data import ImageFolderDataModule, ImageFolderError, image_folder
+from wae_lightning.data import (
+    ImageFolderDataModule,
+    ImageFolderError,
+    image_folder,
+    to_float_images,
+)
+from wae_lightning.features import FeatureVectors, load_feature_network
 from wae_lightning.train import train
 
 
@@ -200,3 +208,78 @@ def test_a_checkpoint_of_another_image_shape_is_refused(photo_folder, tiny_confi
     with pytest.raises(CheckpointError, match=r"images of 3 x 32 x 32, but the data gives 1 x 28"):
         train(tiny_config(f"ckpt_path={checkpoint}", output_dir=tmp_path / "mnist"))
     assert not (tmp_path / "mnist" / "checkpoints").exists()
+
+
+@pytest.fixture(scope="module")
+def loose_digit_folder(tmp_path_factory, mnist) -> Path:
+    """1,500 MNIST test images as PNG files in one flat folder: digits without their labels."""
+    root = tmp_path_factory.mktemp("loose_digits")
+    for index, image in enumerate(mnist.splits["test"].tensors[0][:1500]):
+        Image.fromarray(image[0].numpy()).save(root / f"{index:04d}.png")
+    return root
+
+
+def test_the_label_free_fid_ranks_real_below_blurred_below_noise(
+    loose_digit_folder, classifier_cache
+):
+    """The rotation network's features, trained on the images alone, tell these apart."""
+    datamodule = ImageFolderDataModule(
+        loose_digit_folder,
+        image_size=28,
+        channels=1,
+        val_size=0.2,
+        test_size=0.2,
+        cache_dir=classifier_cache / "loose_digits",
+    )
+    network, record = load_feature_network(
+        datamodule, classifier_cache, epochs=5, progress=False, min_accuracy=0.8
+    )
+    assert record["task"] == "rotation" and record["num_classes"] == 4
+    datamodule.setup()
+    test = to_float_images(datamodule.splits["test"].tensors[0])
+    held_out = to_float_images(datamodule.splits["val"].tensors[0])
+
+    def fid(fake: torch.Tensor) -> float:
+        metric = FrechetInceptionDistance(FeatureVectors(network.num_features))
+        metric.update(network(test), real=True)
+        metric.update(network(fake), real=False)
+        return float(metric.compute())
+
+    real = fid(held_out)
+    blurred = fid(gaussian_blur(held_out, kernel_size=7, sigma=2.0))
+    noise = fid(torch.rand_like(held_out))
+    assert real < blurred < noise, (real, blurred, noise)
+
+
+def test_unlabeled_images_are_evaluated_without_class_numbers(
+    photo_folder, tiny_config, classifier_cache, tmp_path
+):
+    cfg = folder_config(
+        tiny_config,
+        photo_folder,
+        "model=wae_mmd",
+        "data.image_size=32",
+        "evaluation.test_images=null",
+        "evaluation.train_images=null",
+        "evaluation.kid_subset_size=10",
+        "evaluate=true",
+        "evaluation.classifier.min_accuracy=0",
+        f"evaluation.classifier.cache_dir={classifier_cache}",
+    )
+    metrics = train(cfg)
+    evaluation = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())
+    assert evaluation["feature_classifier"]["task"] == "rotation"
+    assert evaluation["data"]["class_names"] is None
+    assert "eval/fid_prior" in metrics and "eval/recon_accuracy" not in metrics
+    assert not {"recon_accuracy", "test_accuracy"} & set(evaluation["metrics"])
+    with pytest.raises(ValueError, match="optimized_metric='eval/test_accuracy' is not logged"):
+        train(
+            folder_config(
+                tiny_config,
+                photo_folder,
+                "data.image_size=32",
+                "evaluate=true",
+                "optimized_metric=eval/test_accuracy",
+                output_dir=tmp_path / "no",
+            )
+        )

@@ -87,9 +87,19 @@ METRICS: dict[str, MetricInfo] = {
 """Every metric an evaluation writes (KIDs also with ``_std``), with what makes it better."""
 
 
-def metric_names(model: AutoEncoderModule) -> list[str]:
-    """The metrics an evaluation of ``model`` writes: active units only for the VAE."""
-    return [name for name in METRICS if name != "active_units" or isinstance(model, VAE)]
+CLASS_METRICS = ("recon_accuracy", "test_accuracy")
+"""Metrics that need classes: left out for unlabeled images rather than faked."""
+
+
+def metric_names(model: AutoEncoderModule, labeled: bool = True) -> list[str]:
+    """The metrics an evaluation of ``model`` writes: active units only for the VAE, the
+    classifier's accuracies only for labeled images."""
+    return [
+        name
+        for name in METRICS
+        if (name != "active_units" or isinstance(model, VAE))
+        and (labeled or name not in CLASS_METRICS)
+    ]
 
 
 MINIMUMS = {
@@ -243,11 +253,6 @@ class Evaluator:
     def check_data(self, datamodule: ImageDataModule) -> None:
         """Refuse, before training, data this evaluation cannot score."""
         spec = datamodule.spec
-        if not spec.labeled:
-            raise ValueError(
-                f"{spec.title} has no classes, and the FID of unlabeled images needs a "
-                "label-free feature network that is not built yet: train it with evaluate=false"
-            )
         datamodule.setup()
         counts = {split: len(datamodule.splits[split]) for split in ("test", "train")}
         tested = min(counts["test"], self.test_images or counts["test"])
@@ -396,7 +401,7 @@ class Evaluator:
             "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), spec.title
         )
         reconstruction_scores, reconstructions, test_codes = self.reconstruction_pass(
-            model, features, fid, kid, test_images, test_labels
+            model, features, fid, kid, test_images, test_labels if spec.labeled else None
         )
         require_finite(test_codes, "the codes of the test images", DIVERGED_FIX)
         metrics |= reconstruction_scores
@@ -463,22 +468,24 @@ class Evaluator:
         fid: FrechetInceptionDistance,
         kid: KernelInceptionDistance,
         images: Tensor,
-        labels: Tensor,
+        labels: Tensor | None,
     ) -> tuple[dict[str, float], Tensor, Tensor]:
         """Reconstruction scores over the test split; the reconstructions and the codes (on the
-        CPU). Also feeds the test images to FID and KID as the real set."""
+        CPU). Also feeds the test images to FID and KID as the real set. The classifier's
+        accuracies need ``labels``: without them (unlabeled images) they are left out."""
         device = self.torch_device
         mse, bce = MeanMetric().to(device), MeanMetric().to(device)
         ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
         psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)).to(device)
         correct_recon = correct_test = 0
         reconstructions, codes = [], []
+        label_batches = (
+            labels.split(self.batch_size) if labels is not None else [None] * len(images)
+        )
         for batch, batch_labels in zip(
-            self.batches(images, "reconstructing the test images"),
-            labels.split(self.batch_size),
-            strict=True,
+            self.batches(images, "reconstructing the test images"), label_batches, strict=False
         ):
-            batch, batch_labels = to_float_images(batch.to(device)), batch_labels.to(device)
+            batch = to_float_images(batch.to(device))
             batch_codes = model.encode(batch)
             logits = model.decoder(batch_codes).float()
             recon = torch.sigmoid(logits)
@@ -493,8 +500,10 @@ class Evaluator:
             real = features(batch)
             fid.update(real, real=True)
             kid.update(real, real=True)
-            correct_test += int((features.predict(real) == batch_labels).sum())
-            correct_recon += int((features.predict(features(recon)) == batch_labels).sum())
+            if batch_labels is not None:
+                batch_labels = batch_labels.to(device)
+                correct_test += int((features.predict(real) == batch_labels).sum())
+                correct_recon += int((features.predict(features(recon)) == batch_labels).sum())
             reconstructions.append(recon.cpu())
             codes.append(batch_codes.float().cpu())
         scores = {
@@ -502,9 +511,10 @@ class Evaluator:
             "recon_bce": float(bce.compute()),
             "recon_ssim": float(ssim.compute()),
             "recon_psnr": float(psnr.compute()),
-            "recon_accuracy": correct_recon / len(images),
-            "test_accuracy": correct_test / len(images),
         }
+        if labels is not None:
+            scores["recon_accuracy"] = correct_recon / len(images)
+            scores["test_accuracy"] = correct_test / len(images)
         return scores, torch.cat(reconstructions), torch.cat(codes)
 
     def mixture_codes(self, train_codes: Tensor) -> Tensor:

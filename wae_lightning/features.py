@@ -6,6 +6,12 @@ trained on the dataset's own training split. The classifier is trained once, sav
 test accuracy, and reused by every later evaluation: FIDs of one dataset are comparable only when
 they share the feature network, and each evaluation records which one it used.
 
+Labeled data train it to tell their classes apart. Unlabeled data, which have no classes, train
+it to tell which of four rotations (0, 90, 180, 270 degrees) was applied to an image: a
+self-supervised task that needs neither labels nor a download, and whose features still have to
+describe shapes and textures. Its FIDs compare models trained on the same images, like any
+other; they cannot be compared with FIDs in another network's features.
+
 The network never becomes part of a model: the evaluation holds it, always in eval mode and
 without gradients, and it is never written to a model's checkpoint.
 """
@@ -34,11 +40,17 @@ data sets whose classifiers were measured; other labeled data default to ``evalu
 .min_accuracy`` (0 when null)."""
 
 
+TASKS = ("classes", "rotation")
+"""What the feature network learns to predict: the class of labeled images, or which of four
+rotations turned an unlabeled one."""
+
+
 class FeatureClassifier(L.LightningModule):
     """Two conv blocks and a ``num_features``-wide hidden layer, whose activations are the features.
 
-    Trained with Adam on the 55,000 training images of the auto-encoders' split; the test split
-    gives the recorded accuracy.
+    Trained with Adam on the training split of the auto-encoders' data, to predict the classes
+    or (``task="rotation"``) the rotation of the images; the test split gives the recorded
+    accuracy.
     """
 
     def __init__(
@@ -48,10 +60,12 @@ class FeatureClassifier(L.LightningModule):
         width: int = 32,
         num_features: int = 128,
         lr: float = 3e-3,
+        task: str = "classes",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         channels, side, _ = image_shape
+        num_classes = 4 if task == "rotation" else num_classes
         self.features = nn.Sequential(
             nn.Conv2d(channels, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),
@@ -72,15 +86,24 @@ class FeatureClassifier(L.LightningModule):
         """Class logits of images (N, C, H, W) in [0, 1]."""
         return self.classify(self.features(images))
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def targets(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """The images and what to predict: their labels, or every image in its four rotations
+        and the number of quarter turns of each."""
         images, labels = batch
-        loss = F.cross_entropy(self(images), labels)
+        if self.hparams.task != "rotation":
+            return images, labels
+        turns = torch.arange(4, device=images.device).repeat_interleave(len(images))
+        return torch.cat([images.rot90(k, (2, 3)) for k in range(4)]), turns
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, targets = self.targets(batch)
+        loss = F.cross_entropy(self(images), targets)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, labels = batch
-        self.test_accuracy.update(self(images), labels)
+        images, targets = self.targets(batch)
+        self.test_accuracy.update(self(images), targets)
         self.log("test/accuracy", self.test_accuracy)
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -147,7 +170,8 @@ def classifier_settings(
     return {
         "dataset": spec.name,
         "image_shape": list(spec.image_shape),
-        "num_classes": len(spec.class_names),
+        "task": "classes" if spec.labeled else "rotation",
+        "num_classes": len(spec.class_names) if spec.labeled else 4,
         "epochs": epochs,
         "width": width,
         "num_features": num_features,
@@ -162,6 +186,17 @@ def cache_path(cache_dir: Path, settings: dict[str, Any]) -> Path:
     return cache_dir / f"classifier_{settings['dataset']}_{digest}.pt"
 
 
+def feature_classifier(settings: dict[str, Any]) -> FeatureClassifier:
+    """An untrained classifier of the shape these settings describe."""
+    return FeatureClassifier(
+        tuple(settings["image_shape"]),
+        settings["num_classes"],
+        width=settings["width"],
+        num_features=settings["num_features"],
+        task=settings["task"],
+    )
+
+
 def train_classifier(
     data: ImageDataModule, settings: dict[str, Any], progress: bool
 ) -> tuple[FeatureClassifier, float]:
@@ -171,12 +206,7 @@ def train_classifier(
     """
     L.seed_everything(settings["seed"], verbose=False)
     datamodule = type(data)(**{**data.hparams, "batch_size": 128, "eval_batch_size": 1000})
-    classifier = FeatureClassifier(
-        tuple(settings["image_shape"]),
-        settings["num_classes"],
-        width=settings["width"],
-        num_features=settings["num_features"],
-    )
+    classifier = feature_classifier(settings)
     trainer = L.Trainer(
         accelerator="auto",
         devices=1,
@@ -211,17 +241,10 @@ def load_feature_network(
     features would make FID numbers meaningless.
     """
     spec = datamodule.spec
-    if not spec.labeled:
-        raise ValueError(
-            f"{spec.title} has no classes: its FID needs a label-free feature network, which "
-            "is not built yet; evaluate=false trains it without the evaluation"
-        )
     settings = classifier_settings(spec, epochs, width, num_features, seed, limit_batches)
     path = cache_path(Path(cache_dir), settings)
     if path.is_file():
-        classifier = FeatureClassifier(
-            spec.image_shape, len(spec.class_names), width=width, num_features=num_features
-        )
+        classifier = feature_classifier(settings)
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             classifier.load_state_dict(saved["state_dict"])

@@ -46,23 +46,27 @@ def image_rows(rows: Sequence[tuple[str, torch.Tensor | np.ndarray]]) -> Figure:
 
 
 def scatter_panels(
-    panels: Sequence[tuple[str, np.ndarray]], labels: np.ndarray, class_names: Sequence[str]
+    panels: Sequence[tuple[str, np.ndarray]],
+    labels: np.ndarray,
+    class_names: Sequence[str] | None,
 ) -> Figure:
-    """Side-by-side 2-D embeddings (each (N, 2)) of the same points, coloured by class."""
+    """Side-by-side 2-D embeddings (each (N, 2)) of the same points, coloured by class; in one
+    colour, with no legend, for unlabeled images (``class_names`` None)."""
     figure, axes = plt.subplots(
         1, len(panels), figsize=(3.4 * len(panels) + 1.6, 3.6), squeeze=False
     )
     colours = plt.get_cmap("tab10")
     for axis, (title, points) in zip(axes[0], panels, strict=True):
-        for index, name in enumerate(class_names):
-            chosen = labels == index
+        for index, name in enumerate(class_names or [None]):
+            chosen = labels == index if class_names else slice(None)
             axis.scatter(*points[chosen].T, s=3, color=colours(index), label=name, linewidths=0)
         axis.set_title(title)
         axis.set_xticks([])
         axis.set_yticks([])
-    axes[0, -1].legend(
-        loc="center left", bbox_to_anchor=(1.02, 0.5), markerscale=4, frameon=False, fontsize=8
-    )
+    if class_names:
+        axes[0, -1].legend(
+            loc="center left", bbox_to_anchor=(1.02, 0.5), markerscale=4, frameon=False, fontsize=8
+        )
     figure.tight_layout()
     return figure
 

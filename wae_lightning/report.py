@@ -347,7 +347,8 @@ def classifier_note(runs: list[Run]) -> str:
     note = (
         f"Scored on {first['test_images']:,} test images, with {first['generated_images']:,} "
         "images generated per sampler. FID and KID are computed in the "
-        f"{record['num_features']}-d features of a CNN classifier trained on the training split "
+        f"{record['num_features']}-d features of a CNN trained on the training split to predict "
+        f"{'the classes' if record.get('task', 'classes') == 'classes' else 'which of four rotations turned an image (the images have no classes)'} "
         f"(epochs: {record['epochs']}; test accuracy {record['accuracy']:.4f}). "
         "Arrows give the better direction; the best value of each row is in bold."
     )

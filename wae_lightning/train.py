@@ -40,7 +40,7 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in (group or {}).values() if entry is not None]
 
 
-def check_run_settings(cfg: DictConfig, model: AutoEncoderModule) -> None:
+def check_run_settings(cfg: DictConfig, model: AutoEncoderModule, labeled: bool) -> None:
     """Refuse, before training, a run that cannot produce what it is asked for."""
     if not cfg.train and not cfg.test:
         raise ValueError("train=false and test=false leave nothing to do: set one of them true")
@@ -51,7 +51,7 @@ def check_run_settings(cfg: DictConfig, model: AutoEncoderModule) -> None:
     ]
     known = [f"{stage}/{term}" for stage in stages for term in model.loss_terms_logged]
     if cfg.evaluate:
-        known += [f"eval/{name}" for name in metric_names(model)]
+        known += [f"eval/{name}" for name in metric_names(model, labeled)]
     if cfg.optimized_metric not in known:
         raise ValueError(
             f"optimized_metric={cfg.optimized_metric!r} is not logged by {type(model).__name__} "
@@ -77,7 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data, _convert_="all")
     # the data describes its images; the networks are built for them
     model = instantiate(cfg.model, image_shape=datamodule.spec.image_shape, _convert_="all")
-    check_run_settings(cfg, model)
+    check_run_settings(cfg, model, datamodule.spec.labeled)
     if evaluator is not None:
         evaluator.check_data(datamodule)
     output_dir = Path(cfg.paths.output_dir)
