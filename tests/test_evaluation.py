@@ -159,6 +159,22 @@ def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     assert "eval/tsne" in events.Tags()["images"]
 
 
+def test_the_projector_holds_every_test_code_with_its_thumbnail_and_class(evaluated_run):
+    output_dir, _ = evaluated_run
+    config = (output_dir / "tensorboard" / "projector_config.pbtxt").read_text()
+    (folder,) = {
+        line.split('"')[1].rsplit("/", 1)[0]
+        for line in config.splitlines()
+        if "tensor_path" in line
+    }
+    embedding = output_dir / "tensorboard" / folder
+    codes = np.loadtxt(embedding / "tensors.tsv", delimiter="\t")
+    assert codes.shape == (400, 4)  # every test image evaluated; n_z 4
+    labels = (embedding / "metadata.tsv").read_text().splitlines()
+    assert len(labels) == 400 and labels[0] == "7 - seven"  # MNIST's first test image is a 7
+    assert (embedding / "sprite.png").is_file()
+
+
 def test_the_feature_network_stays_out_of_the_model_and_its_checkpoints(
     evaluated_run, classifier_cache, mnist, tmp_path
 ):

@@ -448,6 +448,8 @@ class Evaluator:
         np.savez_compressed(output_dir / FIGURE_DATA_FILE, **data)
         name = model.display_name
         draw_run_figures(data, name, spec, output_dir / "figures", writer, step)
+        if writer is not None:
+            write_projector(writer, test_codes, test_images, test_labels, spec, step)
 
         return {
             "model": name,
@@ -611,6 +613,29 @@ def interpolation_rows(
         rows.append((f"pair {pair + 1}: pixels", pixel[pair]))
         rows += [(name, path[pair]) for name, path in latent.items()]
     return rows
+
+
+PROJECTOR_THUMBNAIL_SIDE = 32
+"""Side of the thumbnails in TensorBoard's projector: its sprite holds every test image."""
+
+
+def write_projector(
+    writer: SummaryWriter,
+    codes: Tensor,
+    images: Tensor,
+    labels: Tensor,
+    spec: ImageSpec,
+    step: int,
+) -> None:
+    """Every test image's code, with its thumbnail and its class, for TensorBoard's projector
+    (its PROJECTOR tab: PCA, t-SNE and UMAP of the latent space, point by point)."""
+    thumbnails = to_float_images(images)
+    if thumbnails.shape[-1] > PROJECTOR_THUMBNAIL_SIDE:
+        thumbnails = F.interpolate(thumbnails, size=PROJECTOR_THUMBNAIL_SIDE, mode="area")
+    metadata = [spec.class_names[label] for label in labels.tolist()] if spec.labeled else None
+    writer.add_embedding(
+        codes, metadata=metadata, label_img=thumbnails, global_step=step, tag="test_codes"
+    )
 
 
 def draw_run_figures(
