@@ -1,9 +1,11 @@
 """The throughput benchmark, in its seconds-long tiny mode."""
 
 import pytest
+from PIL import Image
+from sklearn.datasets import load_sample_images
 
 from tests.conftest import DATA_DIR
-from wae_lightning import bench
+from wae_lightning import bench, bench_folder
 
 
 def test_the_benchmark_runs_in_tiny_mode_and_reports_every_model(capsys):
@@ -28,3 +30,15 @@ def test_the_benchmark_times_the_divergence_check_beside_the_step(capsys):
     assert "| model | step (ms) | note per step (us) | read (us) | share of a step |" in (
         capsys.readouterr().out
     )
+
+
+def test_the_folder_benchmark_compares_the_cache_with_decoding_every_epoch(tmp_path, capsys):
+    photo = load_sample_images().images[0]
+    for index in range(40):
+        Image.fromarray(photo[index * 8 : index * 8 + 48, :48]).save(tmp_path / f"{index}.jpg")
+    results = bench_folder.main(
+        [str(tmp_path), "--image-size", "32", "--batch-size", "8", "--workers", "0", "--dim-h", "4"]
+    )
+    assert all(value > 0 for value in results.values())
+    table = capsys.readouterr().out
+    assert "| cached uint8 tensor |" in table and "| decoding every image every epoch |" in table
