@@ -21,7 +21,7 @@ def options(group: str) -> list[str]:
 
 def test_the_documented_options_exist():
     assert options("model") == ["ae", "vae", "wae_gan", "wae_mmd"]
-    assert options("data") == ["fashion_mnist", "image_folder", "mnist"]
+    assert options("data") == ["celeba", "cifar10", "fashion_mnist", "image_folder", "mnist"]
     assert options("trainer") == ["cpu", "ddp", "default", "gpu"]
     assert options("logger") == ["csv", "tensorboard"]
     assert options("experiment") == ["demo", "paper", "paper_fashion_mnist", "tutorial"]

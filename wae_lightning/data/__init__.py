@@ -17,10 +17,13 @@ from wae_lightning.data.idx import (
     read_idx,
 )
 from wae_lightning.data.image_folder import ImageFolderDataModule, ImageFolderError
+from wae_lightning.data.torchvision_sets import CelebADataModule, CIFAR10DataModule
 
 __all__ = [
     "DATASETS",
     "AutoEncoderDataModule",
+    "CIFAR10DataModule",
+    "CelebADataModule",
     "DatasetFileError",
     "DatasetNotFoundError",
     "EpochPermutation",

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -73,6 +74,24 @@ def scan(folder: Path) -> tuple[list[Path], list[int], tuple[str, ...] | None]:
         files += found
         labels += [label] * len(found)
     return files, labels, tuple(directory.name for directory in classes)
+
+
+def cached_splits(
+    cache_file: Path, decode: Callable[[], dict[str, TensorDataset]], what: str
+) -> dict[str, TensorDataset]:
+    """Splits of uint8 images read from ``cache_file``, or decoded by ``decode`` and saved there
+    (atomically: a concurrent job never reads half a file)."""
+    if cache_file.is_file():
+        saved = torch.load(cache_file, map_location="cpu", weights_only=True)
+        log.info("Images of %s read from the cache %s", what, cache_file)
+        return {name: TensorDataset(*tensors) for name, tensors in saved.items()}
+    log.info("Decoding the images of %s (once; cached in %s)", what, cache_file)
+    splits = decode()
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache_file.with_suffix(f".{os.getpid()}.partial")
+    torch.save({name: split.tensors for name, split in splits.items()}, partial)
+    partial.replace(cache_file)
+    return splits
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -207,17 +226,7 @@ class ImageFolderDataModule(ImageDataModule):
 
     def load_cached(self) -> dict[str, TensorDataset]:
         """The decoded images: from the cache when the folder has not changed, else decoded now."""
-        if self.cache_file.is_file():
-            saved = torch.load(self.cache_file, map_location="cpu", weights_only=True)
-            log.info("Images of %s read from the cache %s", self.folder, self.cache_file)
-            return {name: TensorDataset(*tensors) for name, tensors in saved.items()}
-        log.info("Decoding the images of %s (once; cached in %s)", self.folder, self.cache_file)
-        splits = self.decode_all()
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.cache_file.with_suffix(f".{os.getpid()}.partial")
-        torch.save({name: split.tensors for name, split in splits.items()}, partial)
-        partial.replace(self.cache_file)  # atomic: a concurrent job never reads half a file
-        return splits
+        return cached_splits(self.cache_file, self.decode_all, str(self.folder))
 
     def load_splits(self) -> dict[str, TensorDataset]:
         splits = self.load_cached()
