@@ -226,7 +226,13 @@ def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
     again = evaluate(evaluate_config(checkpoint, tmp_path / "again", classifier_cache))
     assert again["metrics"] == first["metrics"] and again["dataset"] == "mnist"
     other = evaluate(
-        evaluate_config(checkpoint, tmp_path / "fashion", classifier_cache, "dataset=fashion_mnist")
+        evaluate_config(
+            checkpoint,
+            tmp_path / "fashion",
+            classifier_cache,
+            "data=fashion_mnist",
+            f"data.data_dir={DATA_DIR}",
+        )
     )
     assert other["dataset"] == "fashion_mnist" and other["metrics"] != first["metrics"]
     assert (tmp_path / "fashion" / "figures" / "tsne.png").is_file()

@@ -12,6 +12,7 @@ from sklearn.datasets import load_sample_images
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchvision.transforms.v2.functional import gaussian_blur
 
+from tests.test_evaluation import evaluate_config
 from wae_lightning.checkpoints import CheckpointError
 from wae_lightning.data import (
     ImageFolderDataModule,
@@ -19,6 +20,7 @@ from wae_lightning.data import (
     image_folder,
     to_float_images,
 )
+from wae_lightning.evaluate import evaluate
 from wae_lightning.features import FeatureVectors, load_feature_network
 from wae_lightning.train import train
 
@@ -81,6 +83,21 @@ def test_digits_in_class_folders_train_and_evaluate_end_to_end(digit_folder, tin
     assert data["title"] == digit_folder.name and data["image_shape"] == [1, 28, 28]
     assert data["class_names"] == [f"digit_{digit}" for digit in range(10)]
     assert (tmp_path / "evaluation" / "figures" / "tsne.png").is_file()
+
+    # python -m wae_lightning.evaluate builds the checkpoint's own data module again
+    again = evaluate(
+        evaluate_config(
+            Path(evaluation["checkpoint"]),
+            tmp_path / "again",
+            cfg.evaluation.classifier.cache_dir,
+            "evaluation.test_images=null",
+            "evaluation.train_images=null",
+            "evaluation.kid_subset_size=50",
+            "evaluation.classifier.min_accuracy=0",
+        )
+    )
+    assert again["metrics"] == evaluation["metrics"]
+    assert json.loads(json.dumps(again["data"])) == data
 
 
 @pytest.mark.parametrize("model_name", ["ae", "vae", "wae_gan", "wae_mmd"])

@@ -11,6 +11,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from torch import Tensor
 
+from wae_lightning.data.base import DATA_MODULE_KEY, ImageDataModule
 from wae_lightning.models.base import CHECKPOINT_MODEL_KEY, AutoEncoderModule
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -138,6 +139,28 @@ def check_checkpoint_matches(path: str | Path, model: AutoEncoderModule) -> None
             f"configures {type(model).__name__}: choose the model the checkpoint was trained "
             "with (model=...) or another checkpoint"
         )
+
+
+def data_module_of(path: str | Path, data_dir: str | None = None) -> ImageDataModule:
+    """The data module a checkpoint was trained on, built again from its record, with another
+    ``data_dir`` if given. Checkpoints from before data modules were recorded are MNIST's."""
+    checkpoint = read_checkpoint(path)
+    records = [
+        value[DATA_MODULE_KEY]
+        for value in checkpoint.values()
+        if isinstance(value, dict) and DATA_MODULE_KEY in value
+    ]
+    class_path = records[0] if records else "wae_lightning.data.idx.AutoEncoderDataModule"
+    module_name, _, class_name = class_path.rpartition(".")
+    if not module_name.startswith("wae_lightning."):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} names data outside wae_lightning: {class_path}"
+        )
+    hyperparameters = dict(checkpoint.get("datamodule_hyper_parameters", {}))
+    if data_dir is not None and "data_dir" in hyperparameters:
+        hyperparameters["data_dir"] = data_dir
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**hyperparameters)
 
 
 def load_model(path: str | Path) -> AutoEncoderModule:

@@ -3,7 +3,7 @@
 Examples::
 
     python -m wae_lightning.evaluate ckpt_path=logs/train/runs/<time>/checkpoints/last.ckpt
-    python -m wae_lightning.evaluate ckpt_path=... dataset=fashion_mnist data_dir=../shared/data
+    python -m wae_lightning.evaluate ckpt_path=... data=fashion_mnist data.data_dir=../shared/data
 
 The metrics, figures and figure data go to ``<run>/evaluation/`` beside the checkpoint's
 ``checkpoints/`` folder, and to the run's TensorBoard log under ``eval/``.
@@ -18,8 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
-from wae_lightning.checkpoints import load_model, read_checkpoint
-from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.checkpoints import CheckpointError, data_module_of, load_model
 from wae_lightning.evaluation import EVALUATION_DIR
 
 log = logging.getLogger(__name__)
@@ -34,20 +33,26 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path`` and return the summary written to ``metrics.json``."""
     evaluator = instantiate(cfg.evaluation, _convert_="all")
     checkpoint_path = Path(cfg.ckpt_path)
-    saved_data = read_checkpoint(checkpoint_path).get("datamodule_hyper_parameters", {})
-    dataset = cfg.dataset or saved_data.get("dataset", "mnist")
-    data_dir = cfg.data_dir or saved_data.get("data_dir") or cfg.paths.data_dir
-    datamodule = AutoEncoderDataModule(
-        dataset, data_dir, split_seed=saved_data.get("split_seed", 0)
-    )
+    other_data = cfg.get("data") is not None
+    if other_data:  # the same data group as training
+        datamodule = instantiate(cfg.data, _convert_="all")
+    else:
+        datamodule = data_module_of(checkpoint_path, cfg.data_dir)
     model = load_model(checkpoint_path)
+    if tuple(model.hparams.image_shape) != datamodule.spec.image_shape:
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint_path)!r} holds a model for images of "
+            f"{tuple(model.hparams.image_shape)}, but {datamodule.spec.title} gives "
+            f"{datamodule.spec.image_shape}: choose data of the model's image shape"
+        )
+    evaluator.check_data(datamodule)
 
     run_dir = run_folder(checkpoint_path)
     if cfg.output_dir is not None:
         output_dir = Path(cfg.output_dir)
     elif run_dir is not None:
-        same_data = dataset == saved_data.get("dataset", dataset)
-        output_dir = run_dir / (EVALUATION_DIR if same_data else f"{EVALUATION_DIR}_{dataset}")
+        name = f"{EVALUATION_DIR}_{datamodule.spec.name}" if other_data else EVALUATION_DIR
+        output_dir = run_dir / name
     else:
         output_dir = Path(cfg.paths.output_dir) / EVALUATION_DIR
     writer = SummaryWriter(str((run_dir or output_dir) / "tensorboard"))

@@ -19,6 +19,9 @@ from wae_lightning.checks import check_count
 
 LOADERS = ("tensor", "dataloader")
 
+DATA_MODULE_KEY = "wae_lightning_data_module"
+"""In a checkpoint, the class path of the data module the model was trained on."""
+
 
 @dataclass(frozen=True)
 class ImageSpec:
@@ -205,6 +208,14 @@ class ImageDataModule(L.LightningDataModule):
 
     def load_splits(self) -> dict[str, TensorDataset]:
         raise NotImplementedError
+
+    def state_dict(self) -> dict[str, str]:
+        """Saved in checkpoints by Lightning (beside this module's hyper-parameters): which data
+        module to build again to evaluate the checkpoint on its own data."""
+        return {DATA_MODULE_KEY: f"{type(self).__module__}.{type(self).__qualname__}"}
+
+    def load_state_dict(self, state_dict: dict[str, str]) -> None:
+        """Nothing to restore: the record only names the class."""
 
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
