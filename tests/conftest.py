@@ -16,6 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 DATA_DIR = Path(os.environ.get("WAE_TEST_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
 
+MNIST_SHAPE = (1, 28, 28)
+"""The image shape of MNIST and Fashion-MNIST, for networks built outside a run."""
+
 TINY_EVALUATION = [
     "evaluation.test_images=400",
     "evaluation.train_images=400",

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 
-from tests.conftest import CONF_DIR, compose_config
+from tests.conftest import CONF_DIR, MNIST_SHAPE, compose_config
 from wae_lightning.data import AutoEncoderDataModule, ImageFolderDataModule
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
 from wae_lightning.train import instantiate_group
@@ -31,7 +31,9 @@ def test_the_documented_options_exist():
     ("name", "cls"), [("ae", AE), ("vae", VAE), ("wae_gan", WAEGAN), ("wae_mmd", WAEMMD)]
 )
 def test_model_configs_instantiate(name, cls, tiny_config):
-    model = instantiate(tiny_config(f"model={name}").model, _convert_="all")
+    model = instantiate(
+        tiny_config(f"model={name}").model, image_shape=MNIST_SHAPE, _convert_="all"
+    )
     assert type(model) is cls
     assert model.hparams.n_z == 4 and model.hparams.dim_h == 4
     assert isinstance(model.configure_optimizers(), list if name == "wae_gan" else dict)
@@ -119,6 +121,7 @@ def test_paper_preset_is_the_wae_papers_mnist_setup(model_name, tmp_path):
         compose_config(
             ["experiment=paper", f"model={model_name}", "model.dim_h=4"], tmp_path
         ).model,
+        image_shape=MNIST_SHAPE,
         _convert_="all",
     )
     assert built.hparams.architecture == "paper"

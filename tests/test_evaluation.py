@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from tests.conftest import CONF_DIR, DATA_DIR, TINY_CLASSIFIER, TINY_EVALUATION
+from tests.conftest import CONF_DIR, DATA_DIR, MNIST_SHAPE, TINY_CLASSIFIER, TINY_EVALUATION
 from wae_lightning import features
 from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
 from wae_lightning.data import AutoEncoderDataModule, to_float_images
@@ -135,7 +135,7 @@ def evaluated_run(tmp_path_factory, classifier_cache):
 def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     output_dir, metrics = evaluated_run
     evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
-    model = VAE(dim_h=4, n_z=4)
+    model = VAE(image_shape=MNIST_SHAPE, dim_h=4, n_z=4)
     expected = set(metric_names(model)) | {f"kid_{s}_std" for s in ("recon", "prior", "gmm")}
     assert set(evaluation["metrics"]) == expected
     assert all(np.isfinite(value) for value in evaluation["metrics"].values())

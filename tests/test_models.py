@@ -6,6 +6,7 @@ import lightning as L
 import pytest
 import torch
 
+from tests.conftest import MNIST_SHAPE
 from wae_lightning.callbacks import DivergenceGuard, LastCheckpoint
 from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.losses import mmd_imq
@@ -16,7 +17,7 @@ MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN, "wae_mmd": WAEMMD}
 
 
 def tiny(model_name: str, **kwargs) -> AE:
-    return MODELS[model_name](dim_h=8, n_z=8, **kwargs)
+    return MODELS[model_name](image_shape=MNIST_SHAPE, dim_h=8, n_z=8, **kwargs)
 
 
 def cpu_trainer(**kwargs) -> L.Trainer:
@@ -260,7 +261,7 @@ def test_prior_samples_have_the_configured_spread():
 )
 def test_nonsensical_model_values_are_rejected(model_name, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        MODELS[model_name](**{"dim_h": 4, "n_z": 4, **kwargs})
+        MODELS[model_name](image_shape=MNIST_SHAPE, **{"dim_h": 4, "n_z": 4, **kwargs})
 
 
 @pytest.mark.parametrize("model_name", MODELS)
@@ -425,7 +426,9 @@ def test_step_decay_divides_by_2_at_30_and_by_5_more_at_50():
 @pytest.mark.parametrize("model_name", ["wae_gan", "wae_mmd"])
 def test_the_paper_networks_train_a_few_steps_at_reduced_width(model_name, data_dir):
     L.seed_everything(0)
-    model = MODELS[model_name](dim_h=8, n_z=8, architecture="paper", penalty_weight=10.0)
+    model = MODELS[model_name](
+        image_shape=MNIST_SHAPE, dim_h=8, n_z=8, architecture="paper", penalty_weight=10.0
+    )
     assert model.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
     datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
     trainer = cpu_trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=1)

@@ -2,11 +2,12 @@ import pytest
 import torch
 from torch import nn
 
-from wae_lightning.nets import MNIST_SHAPE, Decoder, Encoder, LatentDiscriminator
+from tests.conftest import MNIST_SHAPE
+from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
 
 
 def test_default_encoder_is_the_tutorial_architecture():
-    encoder = Encoder()
+    encoder = Encoder(MNIST_SHAPE)
     convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [
         (1, 40),
@@ -24,7 +25,7 @@ def test_default_encoder_is_the_tutorial_architecture():
 
 
 def test_default_decoder_is_the_tutorial_architecture():
-    decoder = Decoder()
+    decoder = Decoder(MNIST_SHAPE)
     assert (decoder.project[0].in_features, decoder.project[0].out_features) == (20, 320 * 7 * 7)
     deconvs = [m for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert [(d.in_channels, d.out_channels, d.stride) for d in deconvs] == [
@@ -111,7 +112,7 @@ def test_a_shape_the_networks_cannot_build_is_refused_with_the_sides_that_work(s
 @pytest.mark.parametrize("bad", [0, -3, 2.5])
 def test_non_positive_widths_are_rejected(bad):
     with pytest.raises(ValueError, match="dim_h must be a positive integer"):
-        Encoder(dim_h=bad)
+        Encoder(MNIST_SHAPE, dim_h=bad)
 
 
 def test_the_paper_networks_have_the_papers_shapes():

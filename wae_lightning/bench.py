@@ -31,7 +31,7 @@ from torchvision.transforms.functional import to_tensor
 from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.losses import gaussian_kl_to_prior
 from wae_lightning.models import AE, VAE, WAEGAN
-from wae_lightning.nets import MNIST_SHAPE, Decoder, Encoder, LatentDiscriminator
+from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
 
 MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN}
 
@@ -55,11 +55,11 @@ def synchronize(device: torch.device) -> None:
 
 
 def tutorial_step(
-    model: str, dim_h: int, n_z: int, device: torch.device
+    model: str, image_shape: tuple[int, int, int], dim_h: int, n_z: int, device: torch.device
 ) -> Callable[[Tensor], None]:
     """One training step of the tutorial's loop for ``model``, as a closure over its state."""
-    encoder = Encoder(MNIST_SHAPE, dim_h, n_z * (2 if model == "vae" else 1)).to(device)
-    decoder = Decoder(MNIST_SHAPE, dim_h, n_z).to(device)
+    encoder = Encoder(image_shape, dim_h, n_z * (2 if model == "vae" else 1)).to(device)
+    decoder = Decoder(image_shape, dim_h, n_z).to(device)
     adam = partial(torch.optim.Adam, lr=2e-4)
     encoder_optimizer, decoder_optimizer = adam(encoder.parameters()), adam(decoder.parameters())
 
@@ -110,7 +110,7 @@ def time_tutorial_loop(model: str, args: argparse.Namespace, images: Tensor) -> 
     loader = DataLoader(
         PilImages(images), batch_size=args.batch_size, shuffle=True, num_workers=args.workers
     )
-    step = tutorial_step(model, args.dim_h, args.n_z, device)
+    step = tutorial_step(model, args.image_shape, args.dim_h, args.n_z, device)
     batches = iter(loader)
     for index in range(args.warmup + args.steps):
         if index == args.warmup:
@@ -151,6 +151,7 @@ def time_project_training(model: str, args: argparse.Namespace) -> float:
     """Images per second of ``Trainer.fit`` with this project's model, data path and options."""
     L.seed_everything(0, verbose=False)
     module = MODELS[model](
+        image_shape=args.image_shape,
         dim_h=args.dim_h,
         n_z=args.n_z,
         channels_last=args.channels_last,
@@ -180,7 +181,9 @@ def time_project_training(model: str, args: argparse.Namespace) -> float:
 def divergence_check_cost(model: str, args: argparse.Namespace) -> tuple[float, float]:
     """Microseconds of the divergence check on ``args.device``: the note every training step
     adds (on the device, no read-back), and the guard's read of that note, every N steps."""
-    module = MODELS[model](dim_h=args.dim_h, n_z=args.n_z).to(args.device)
+    module = MODELS[model](image_shape=args.image_shape, dim_h=args.dim_h, n_z=args.n_z).to(
+        args.device
+    )
     values = torch.randn(len(module.loss_terms_logged), device=args.device)
     timers = (
         Timer("module.note_nonfinite(values)", globals={"module": module, "values": values}),
@@ -239,6 +242,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
     datamodule = AutoEncoderDataModule("mnist", args.data_dir, download=False)
     datamodule.setup()
     images = datamodule.splits["train"].tensors[0]
+    args.image_shape = datamodule.spec.image_shape
     options = f"precision={args.precision}, compile_mode={args.compile_mode}, "
     options += f"channels_last={args.channels_last}, loader={args.loader}"
     print(

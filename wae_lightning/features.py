@@ -55,8 +55,8 @@ class FeatureClassifier(L.LightningModule):
 
     def __init__(
         self,
-        image_shape: tuple[int, int, int] = (1, 28, 28),
-        num_classes: int = 10,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
         width: int = 32,
         num_features: int = 128,
         lr: float = 3e-3,

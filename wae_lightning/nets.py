@@ -14,8 +14,6 @@ from torch import Tensor, nn
 ImageShape = tuple[int, int, int]
 """(channels, height, width) of the images a network reads or writes."""
 
-MNIST_SHAPE: ImageShape = (1, 28, 28)
-
 MAX_BASE_SIDE = 8
 """The decoder's linear layer makes a map of at most this side, then doubles it to the image."""
 
@@ -91,7 +89,7 @@ class Encoder(nn.Module):
 
     def __init__(
         self,
-        image_shape: Sequence[int] = MNIST_SHAPE,
+        image_shape: Sequence[int],
         dim_h: int = 40,
         out_features: int = 20,
         architecture: str = "tutorial",
@@ -135,7 +133,7 @@ class Decoder(nn.Module):
 
     def __init__(
         self,
-        image_shape: Sequence[int] = MNIST_SHAPE,
+        image_shape: Sequence[int],
         dim_h: int = 40,
         n_z: int = 20,
         architecture: str = "tutorial",

@@ -22,7 +22,7 @@ from torchmetrics import Metric
 from wae_lightning.checks import check_count
 from wae_lightning.data import to_float_images
 from wae_lightning.losses import ReconstructionCost
-from wae_lightning.nets import MNIST_SHAPE, Decoder, Encoder, check_image_shape
+from wae_lightning.nets import Decoder, Encoder, check_image_shape
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class AutoEncoderModule(L.LightningModule):
 
     Args:
         image_shape: (channels, side, side) of the images, as the data module describes them
-            (training passes it from the data; 1 x 28 x 28 for MNIST and Fashion-MNIST).
+            (training passes it from the data module).
         dim_h: width of the networks (the encoder's first convolution has ``dim_h`` channels).
         n_z: latent dimension.
         prior_sigma: standard deviation of the prior N(0, sigma^2 I) that ``sample`` draws from.
@@ -133,7 +133,7 @@ class AutoEncoderModule(L.LightningModule):
 
     def __init__(
         self,
-        image_shape: Sequence[int] = MNIST_SHAPE,
+        image_shape: Sequence[int],
         dim_h: int = 40,
         n_z: int = 20,
         prior_sigma: float = 1.0,
