@@ -286,3 +286,18 @@ def test_ddp_config_trains_the_wae_gan_in_two_processes(tmp_path):
     # 3 batches per process and epoch, 2 optimizer steps per batch
     assert (summary["epochs"], summary["global_step"]) == (2, 12)
     assert summary["metrics"]["test/recon_mse"] > 0
+
+
+def test_a_checkpoint_from_before_image_shapes_were_recorded_still_loads(tiny_config, tmp_path):
+    """Earlier versions recorded ``channels``, and trained on 28 x 28 images only."""
+    train(tiny_config("model=wae_gan"))
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    hyperparameters = checkpoint["hyper_parameters"]
+    del hyperparameters["image_shape"]
+    hyperparameters["channels"] = 1
+    older = tmp_path / "older.ckpt"
+    torch.save(checkpoint, older)
+    model = load_model(older)
+    assert tuple(model.hparams.image_shape) == (1, 28, 28)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, checkpoint["state_dict"][name]), name

@@ -126,7 +126,7 @@ def check_checkpoint_matches(path: str | Path, model: AutoEncoderModule) -> None
     """Refuse to resume ``model`` from a checkpoint of another model type or image shape."""
     checkpoint = read_checkpoint(path)
     saved = checkpoint[CHECKPOINT_MODEL_KEY]
-    shape = tuple(checkpoint.get("hyper_parameters", {}).get("image_shape", (1, 28, 28)))
+    shape = saved_image_shape(checkpoint.get("hyper_parameters", {}))
     if shape != tuple(model.hparams.image_shape):
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a model for images of {' x '.join(map(str, shape))}, "
@@ -163,12 +163,27 @@ def data_module_of(path: str | Path, data_dir: str | None = None) -> ImageDataMo
     return cls(**hyperparameters)
 
 
+def saved_image_shape(hyperparameters: dict[str, Any]) -> tuple[int, int, int]:
+    """The image shape a model was built for. Checkpoints written before shapes were recorded
+    hold ``channels`` and were trained on MNIST-sized images."""
+    if "image_shape" in hyperparameters:
+        return tuple(hyperparameters["image_shape"])
+    return (hyperparameters.get("channels", 1), 28, 28)
+
+
 def load_model(path: str | Path) -> AutoEncoderModule:
     """Load any wae_lightning checkpoint as the model class that wrote it, for evaluation."""
-    module_name, _, class_name = read_checkpoint(path)[CHECKPOINT_MODEL_KEY].rpartition(".")
+    checkpoint = read_checkpoint(path)
+    module_name, _, class_name = checkpoint[CHECKPOINT_MODEL_KEY].rpartition(".")
     if not module_name.startswith("wae_lightning."):
         raise CheckpointError(
             f"checkpoint {str(path)!r} names a model outside wae_lightning: {module_name}"
         )
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    hyperparameters = dict(checkpoint.get("hyper_parameters", {}))
+    hyperparameters["image_shape"] = saved_image_shape(hyperparameters)
+    hyperparameters.pop("channels", None)
+    model = cls(**hyperparameters)
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
