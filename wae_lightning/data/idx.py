@@ -8,6 +8,7 @@ downloaded through torchvision when online.
 import gzip
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,24 +74,20 @@ class AutoEncoderDataModule(ImageDataModule):
         val_size: training images held out for validation.
         split_seed: seed of the train/validation split (independent of the training seed).
         download: download through torchvision if the files are missing.
-        kwargs: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`.
+        batching: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`
+            (batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device).
     """
 
     def __init__(
         self,
         dataset: str = "mnist",
         data_dir: str | Path = "data",
-        batch_size: int = 256,
-        eval_batch_size: int | None = None,
         val_size: int = 5_000,
         split_seed: int = 0,
-        num_workers: int = 0,
-        pin_memory: bool = False,
         download: bool = True,
-        loader: str = "tensor",
-        on_device: bool | str = "auto",
+        **batching: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device)
+        super().__init__(**batching)
         # a str, not a Path: checkpoints must hold only what torch.load(weights_only=True) reads
         data_dir = str(Path(data_dir).expanduser())
         self.save_hyperparameters(logger=False)

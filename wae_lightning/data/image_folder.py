@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -107,7 +108,8 @@ class ImageFolderDataModule(ImageDataModule):
         cache_dir: where the decoded images are cached.
         skip_unreadable: skip files that cannot be decoded (counted in the log) instead of
             stopping with their name.
-        kwargs: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`.
+        batching: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`
+            (batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device).
     """
 
     def __init__(
@@ -120,14 +122,9 @@ class ImageFolderDataModule(ImageDataModule):
         split_seed: int = 0,
         cache_dir: str | Path = "logs/cache/image_folder",
         skip_unreadable: bool = False,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        loader: str = "tensor",
-        on_device: bool | str = "auto",
+        **batching: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device)
+        super().__init__(**batching)
         path, cache_dir = str(Path(path).expanduser()), str(Path(cache_dir).expanduser())
         self.save_hyperparameters(logger=False)
         self.folder = Path(path)

@@ -8,6 +8,7 @@ any copy but the original download, and CelebA's JPEGs are cropped the way the W
 import logging
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,8 @@ class CIFAR10DataModule(ImageDataModule):
     Args:
         data_dir: the directory holding ``cifar-10-batches-py/`` (torchvision's layout).
         download: download through torchvision if the files are missing.
-        kwargs: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`.
+        batching: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`
+            (batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device).
     """
 
     FOLDER = "cifar-10-batches-py"
@@ -70,14 +72,9 @@ class CIFAR10DataModule(ImageDataModule):
         val_size: int = 5_000,
         split_seed: int = 0,
         download: bool = True,
-        batch_size: int = 256,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        loader: str = "tensor",
-        on_device: bool | str = "auto",
+        **batching: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device)
+        super().__init__(**batching)
         data_dir = str(Path(data_dir).expanduser())
         self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir)
@@ -132,7 +129,8 @@ class CelebADataModule(ImageDataModule):
             ``celeba/img_align_celeba/*.jpg`` and ``celeba/list_eval_partition.txt``).
         cache_dir: where the decoded faces are cached.
         download: download through torchvision if the files are missing.
-        kwargs: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`.
+        batching: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`
+            (batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device).
     """
 
     FOLDER = "celeba"
@@ -144,14 +142,9 @@ class CelebADataModule(ImageDataModule):
         data_dir: str | Path = "data",
         cache_dir: str | Path = "logs/cache/celeba",
         download: bool = True,
-        batch_size: int = 100,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        loader: str = "tensor",
-        on_device: bool | str = "auto",
+        **batching: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device)
+        super().__init__(**batching)
         data_dir, cache_dir = str(Path(data_dir).expanduser()), str(Path(cache_dir).expanduser())
         self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir)
