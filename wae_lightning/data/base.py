@@ -152,6 +152,14 @@ class TensorBatches:
             yield self.images[index], self.labels[index]
 
 
+def hold_out(split: TensorDataset, size: int, seed: int) -> tuple[TensorDataset, TensorDataset]:
+    """``split`` cut, with ``seed``, into the rest and ``size`` images held out (validation)."""
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    images, labels = split.tensors
+    rest, held = order[size:], order[:size]
+    return TensorDataset(images[rest], labels[rest]), TensorDataset(images[held], labels[held])
+
+
 class ImageDataModule(L.LightningDataModule):
     """The batching every data module shares; a subclass reads its images.
 

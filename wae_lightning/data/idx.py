@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch.utils.data import TensorDataset
 
-from wae_lightning.data.base import ImageDataModule, ImageSpec
+from wae_lightning.data.base import ImageDataModule, ImageSpec, hold_out
 
 DATASETS: dict[str, type[torchvision.datasets.MNIST]] = {
     "mnist": torchvision.datasets.MNIST,
@@ -171,14 +171,7 @@ class AutoEncoderDataModule(ImageDataModule):
             ) from error
 
     def load_splits(self) -> dict[str, TensorDataset]:
-        train = self.load_split("train")
-        order = torch.randperm(
-            len(train), generator=torch.Generator().manual_seed(self.hparams.split_seed)
+        train, val = hold_out(
+            self.load_split("train"), self.hparams.val_size, self.hparams.split_seed
         )
-        val_index, train_index = order[: self.hparams.val_size], order[self.hparams.val_size :]
-        images, labels = train.tensors
-        return {
-            "train": TensorDataset(images[train_index], labels[train_index]),
-            "val": TensorDataset(images[val_index], labels[val_index]),
-            "test": self.load_split("test"),
-        }
+        return {"train": train, "val": val, "test": self.load_split("test")}

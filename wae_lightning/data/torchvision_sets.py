@@ -17,7 +17,7 @@ from torch.utils.data import TensorDataset
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as F
 
-from wae_lightning.data.base import ImageDataModule, ImageSpec
+from wae_lightning.data.base import ImageDataModule, ImageSpec, hold_out
 from wae_lightning.data.idx import DatasetNotFoundError
 from wae_lightning.data.image_folder import cached_splits
 
@@ -44,12 +44,6 @@ def ensure_files(
             f"data.data_dir to a directory holding {folder.relative_to(data_dir)}/ "
             "(torchvision's layout), or go online to download it."
         )
-
-
-def held_out(count: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of ``count`` images split, with ``seed``, into the rest and ``size`` held out."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    return order[size:], order[:size]
 
 
 class CIFAR10DataModule(ImageDataModule):
@@ -102,18 +96,14 @@ class CIFAR10DataModule(ImageDataModule):
         return TensorDataset(torch.from_numpy(np.concatenate(images)), torch.tensor(labels))
 
     def load_splits(self) -> dict[str, TensorDataset]:
-        images, labels = self.read(self.TRAIN_FILES).tensors
-        if not 0 < self.hparams.val_size < len(images):
+        training = self.read(self.TRAIN_FILES)
+        if not 0 < self.hparams.val_size < len(training):
             raise ValueError(
-                f"val_size must be in [1, {len(images) - 1}], got {self.hparams.val_size}: set "
+                f"val_size must be in [1, {len(training) - 1}], got {self.hparams.val_size}: set "
                 "data.val_size"
             )
-        train, val = held_out(len(images), self.hparams.val_size, self.hparams.split_seed)
-        return {
-            "train": TensorDataset(images[train], labels[train]),
-            "val": TensorDataset(images[val], labels[val]),
-            "test": self.read(["test_batch"]),
-        }
+        train, val = hold_out(training, self.hparams.val_size, self.hparams.split_seed)
+        return {"train": train, "val": val, "test": self.read(["test_batch"])}
 
 
 class CelebADataModule(ImageDataModule):
