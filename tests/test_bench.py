@@ -41,4 +41,5 @@ def test_the_folder_benchmark_compares_the_cache_with_decoding_every_epoch(tmp_p
     )
     assert all(value > 0 for value in results.values())
     table = capsys.readouterr().out
-    assert "| cached uint8 tensor |" in table and "| decoding every image every epoch |" in table
+    assert "| memory: cached uint8 tensor |" in table
+    assert "| streaming: decoding every image every epoch |" in table

@@ -24,7 +24,13 @@ def test_the_documented_options_exist():
     assert options("data") == ["celeba", "cifar10", "fashion_mnist", "image_folder", "mnist"]
     assert options("trainer") == ["cpu", "ddp", "default", "gpu"]
     assert options("logger") == ["csv", "tensorboard"]
-    assert options("experiment") == ["demo", "paper", "paper_fashion_mnist", "tutorial"]
+    assert options("experiment") == [
+        "demo",
+        "paper",
+        "paper_celeba",
+        "paper_fashion_mnist",
+        "tutorial",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -127,6 +133,30 @@ def test_paper_preset_is_the_wae_papers_mnist_setup(model_name, tmp_path):
     assert built.hparams.architecture == "paper"
     fashion = compose_config(["experiment=paper_fashion_mnist", f"model={model_name}"], tmp_path)
     assert fashion.data.dataset == "fashion_mnist" and fashion.model.n_z == 8
+
+
+@pytest.mark.parametrize("model_name", ["ae", "vae", "wae_gan", "wae_mmd"])
+def test_paper_celeba_preset_is_the_wae_papers_celeba_setup(model_name, tmp_path):
+    cfg = compose_config(["experiment=paper_celeba", f"model={model_name}"], tmp_path)
+    assert cfg.data._target_.endswith("CelebADataModule")
+    assert (cfg.trainer.max_epochs, cfg.data.batch_size) == (55, 100)
+    model = cfg.model
+    assert (model.architecture, model.dim_h, model.kernel_size, model.n_z) == ("paper", 128, 5, 64)
+    assert model.prior_sigma**2 == pytest.approx(2.0)
+    assert model.optimizer.lr == 1e-3 and list(model.optimizer.betas) == [0.5, 0.999]
+    lambdas = {"wae_gan": 1.0, "wae_mmd": 100.0}
+    if model_name in lambdas:
+        assert model.penalty_weight == lambdas[model_name]
+    if model_name == "wae_gan":
+        assert model.discriminator_optimizer.lr == 1e-3 and model.discriminator_width == 1024
+    built = instantiate(
+        compose_config(
+            ["experiment=paper_celeba", f"model={model_name}", "model.dim_h=4"], tmp_path
+        ).model,
+        image_shape=(3, 64, 64),
+        _convert_="all",
+    )
+    assert built.decoder(torch.randn(2, 64)).shape == (2, 3, 64, 64)
 
 
 def test_the_tutorial_keeps_its_lambdas_outside_the_paper_preset(tmp_path):

@@ -10,15 +10,17 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from tests.conftest import CONF_DIR, DATA_DIR, MNIST_SHAPE, TINY_CLASSIFIER, TINY_EVALUATION
 from wae_lightning import features
+from wae_lightning.artifacts import FIGURE_DATA_FILE
 from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
 from wae_lightning.data import AutoEncoderDataModule, to_float_images
 from wae_lightning.evaluate import evaluate
-from wae_lightning.evaluation import FIGURE_DATA_FILE, EvaluationError, Evaluator, metric_names
-from wae_lightning.features import FeatureVectors, FrozenFeatures, load_feature_network
+from wae_lightning.evaluation import EvaluationError, metric_names
+from wae_lightning.evaluation.metrics import INCEPTION_METRICS, FeatureDistances, InceptionDistance
+from wae_lightning.evaluation.mixture import mixture_codes
+from wae_lightning.features import FrozenFeatures, load_feature_network
 from wae_lightning.models import VAE
 from wae_lightning.train import train
 
@@ -224,7 +226,7 @@ def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
     first = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
     checkpoint = Path(first["checkpoint"])
     again = evaluate(evaluate_config(checkpoint, tmp_path / "again", classifier_cache))
-    assert again["metrics"] == first["metrics"] and again["dataset"] == "mnist"
+    assert again.metrics == first["metrics"] and again.dataset == "mnist"
     other = evaluate(
         evaluate_config(
             checkpoint,
@@ -234,7 +236,7 @@ def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
             f"data.data_dir={DATA_DIR}",
         )
     )
-    assert other["dataset"] == "fashion_mnist" and other["metrics"] != first["metrics"]
+    assert other.dataset == "fashion_mnist" and other.metrics != first["metrics"]
     assert (tmp_path / "fashion" / "figures" / "tsne.png").is_file()
 
 
@@ -280,6 +282,10 @@ def test_bad_evaluation_settings_are_refused_before_training(tiny_config, tmp_pa
         ("evaluation.classifier.epochs=0", "epochs must be an integer >= 1"),
         ("evaluation.classifier.limit_batches=1.5", "limit_batches must be a fraction"),
         ("+evaluation.classifier.lr=0.1", r"unknown evaluation.classifier setting\(s\) \['lr'\]"),
+        (
+            "evaluation.inception_weights=/no/such.pt",
+            "no Inception-v3 weights file at '/no/such.pt'",
+        ),
     ],
 )
 def test_conflicting_evaluation_settings_are_refused_before_fitting(
@@ -306,14 +312,79 @@ def test_a_model_with_nan_weights_is_refused_before_any_metric(
 
 
 def test_the_mixture_and_fid_refuse_non_finite_inputs(feature_network):
-    evaluator = Evaluator(num_generated=10, kid_subset_size=2, progress=False)
     codes = torch.zeros(20, 3)
     codes[4, 1] = float("inf")
     with pytest.raises(EvaluationError, match="codes of the training images hold NaN"):
-        evaluator.mixture_codes(codes)
+        mixture_codes(codes, components=2, count=10, seed=0)
     network, _ = feature_network
-    vectors = FeatureVectors(network.num_features)
-    metrics = (FrechetInceptionDistance(vectors), KernelInceptionDistance(vectors, subset_size=2))
+    distances = FeatureDistances(network, network.num_features, 1, 2, 0, torch.device("cpu"))
     images = torch.full((4, 1, 28, 28), float("nan"))
     with pytest.raises(EvaluationError, match="the prior images hold NaN"):
-        evaluator.generation_scores(network, *metrics, images, "prior")
+        distances.score([images], "prior")
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory) -> Path:
+    """An Inception-v3 weights file in torch-fidelity's layout, as a user would give. The
+    standard FID weights cannot be downloaded here, so these are freshly initialised (He init, so
+    that the features stay informative through the 94 layers): the path through torchmetrics'
+    ``feature_extractor_weights_path`` is the same."""
+    from torch import nn
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class Initialised(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, *args, **kwargs):  # keep the fresh weights
+            return None
+
+    folder = tmp_path_factory.mktemp("inception")
+    torch.save({}, folder / "none.pt")
+    torch.manual_seed(0)
+    network = Initialised(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(folder / "none.pt")
+    )
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    torch.save(network.state_dict(), folder / "inception.pt")
+    return folder / "inception.pt"
+
+
+def test_a_users_inception_weights_give_separately_named_fids(
+    evaluated_run, inception_weights, classifier_cache, tmp_path, mnist
+):
+    output_dir, _ = evaluated_run
+    small = (
+        "evaluation.test_images=30",
+        "evaluation.train_images=100",
+        "evaluation.num_generated=30",
+        "evaluation.kid_subset_size=10",
+        "evaluation.mmd_samples=30",
+        "evaluation.embedding_points=30",
+        "evaluation.mixture_components=5",
+    )
+    record = evaluate(
+        evaluate_config(
+            output_dir / "checkpoints" / "last.ckpt",
+            tmp_path,
+            classifier_cache,
+            *small,
+            f"evaluation.inception_weights={inception_weights}",
+        )
+    )
+    assert set(INCEPTION_METRICS) <= set(record.metrics)
+    assert all(record.metrics[name] > 0 for name in INCEPTION_METRICS)
+    # the classifier's FIDs are the same numbers without the Inception metrics
+    plain = evaluate(
+        evaluate_config(
+            output_dir / "checkpoints" / "last.ckpt", tmp_path / "plain", classifier_cache, *small
+        )
+    )
+    assert not set(INCEPTION_METRICS) & set(plain.metrics)
+    assert {k: v for k, v in record.metrics.items() if k not in INCEPTION_METRICS} == plain.metrics
+
+    # greyscale digits are seen in colour: a set against itself is at distance 0, against noise not
+    digits = to_float_images(mnist.first("test", 40)[0])
+    distance = InceptionDistance(str(inception_weights), torch.device("cpu"))
+    distance.add_real(digits)
+    assert distance.score([digits], "same")["inception_fid_same"] == pytest.approx(0, abs=1e-2)
+    assert distance.score([torch.rand_like(digits)], "noise")["inception_fid_noise"] > 1

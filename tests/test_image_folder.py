@@ -17,9 +17,10 @@ from wae_lightning.checkpoints import CheckpointError
 from wae_lightning.data import (
     ImageFolderDataModule,
     ImageFolderError,
-    image_folder,
+    image_files,
     to_float_images,
 )
+from wae_lightning.data.image_files import StreamedImages
 from wae_lightning.evaluate import evaluate
 from wae_lightning.features import FeatureVectors, load_feature_network
 from wae_lightning.train import train
@@ -96,8 +97,8 @@ def test_digits_in_class_folders_train_and_evaluate_end_to_end(digit_folder, tin
             "evaluation.classifier.min_accuracy=0",
         )
     )
-    assert again["metrics"] == evaluation["metrics"]
-    assert json.loads(json.dumps(again["data"])) == data
+    assert again.metrics == evaluation["metrics"]
+    assert json.loads(json.dumps(again.data)) == data
 
 
 @pytest.mark.parametrize("model_name", ["ae", "vae", "wae_gan", "wae_mmd"])
@@ -132,7 +133,7 @@ def test_the_decoded_images_are_cached_and_decoded_again_when_the_folder_changes
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(image_folder, "decode_image", no_decoding)
+    monkeypatch.setattr(image_files, "decode_image", no_decoding)
     again = ImageFolderDataModule(digit_folder, image_size=28, channels=1, cache_dir=tmp_path)
     again.setup()
     for split in ("train", "val", "test"):
@@ -188,6 +189,12 @@ def test_the_same_digits_read_from_png_files_and_from_the_idx_files(digit_folder
         (lambda root: None, {"image_size": 30}, "side 30.*set data.image_size"),
         (lambda root: None, {"channels": 2}, "channels must be 1 .* or 3 .*set data.channels"),
         (lambda root: None, {"val_size": 1.5}, "val_size must be a fraction"),
+        (lambda root: None, {"storage": "disk"}, "storage must be one of .*set data.storage"),
+        (
+            lambda root: (root / "a.png").write_bytes(b"not a png"),
+            {"storage": "stream"},
+            "a.png cannot be read as an image",
+        ),
     ],
 )
 def test_bad_folders_and_options_are_refused_with_what_to_do(make, options, message, tmp_path):
@@ -197,7 +204,7 @@ def test_bad_folders_and_options_are_refused_with_what_to_do(make, options, mess
     if "mixes" in message:
         Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / "cats" / "one.png")
         Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / "x.png")
-    if "side 30" in message or "channels" in message or "val_size" in message:
+    if any(option in message for option in ("side 30", "channels", "val_size", "storage")):
         Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / "x.png")
     with pytest.raises(ImageFolderError, match=message):
         ImageFolderDataModule(root, cache_dir=tmp_path / "cache", **options).setup()
@@ -300,3 +307,72 @@ def test_unlabeled_images_are_evaluated_without_class_numbers(
                 output_dir=tmp_path / "no",
             )
         )
+
+
+def test_streamed_images_are_the_cached_images_in_the_same_splits(digit_folder, tmp_path, caplog):
+    options = dict(image_size=28, channels=1, cache_dir=tmp_path)
+    in_memory = ImageFolderDataModule(digit_folder, storage="memory", **options)
+    caplog.set_level("INFO")
+    streamed = ImageFolderDataModule(digit_folder, storage="stream", num_workers=2, **options)
+    assert "storage=stream (decoded every epoch by 2 DataLoader worker(s))" in caplog.text
+    assert not streamed.in_memory and in_memory.in_memory
+    for split in ("train", "val", "test"):
+        assert isinstance(streamed.splits[split], StreamedImages)
+        images, labels = streamed.first(split)
+        assert torch.equal(images, in_memory.splits[split].tensors[0])
+        assert torch.equal(labels, in_memory.splits[split].tensors[1])
+    index = torch.tensor([5, 0, 17])
+    assert torch.equal(streamed.take("train", index)[0], in_memory.take("train", index)[0])
+    batches = list(streamed.image_batches("test", 16, count=40))
+    assert [len(batch) for batch in batches] == [16, 16, 8]
+    assert torch.equal(torch.cat(batches), in_memory.first("test", 40)[0])
+    # the training batches come in the same order from both
+    first_batch = next(iter(streamed.train_dataloader()))[0]
+    assert torch.equal(first_batch, next(iter(in_memory.train_dataloader()))[0])
+
+
+def test_auto_storage_streams_what_does_not_fit_and_says_so(digit_folder, tmp_path, caplog):
+    caplog.set_level("INFO")
+    options = dict(image_size=28, channels=1, cache_dir=tmp_path)
+    # 600 images of 1 x 28 x 28: 0.00047 GB
+    assert ImageFolderDataModule(digit_folder, max_memory_gb=0.001, **options).storage == "memory"
+    assert "0.00 GB decoded (limit 0.0 GB): storage=memory" in caplog.text
+    small = ImageFolderDataModule(digit_folder, max_memory_gb=0.0001, **options)
+    assert small.storage == "stream" and small.workers >= 1
+    assert "storage=stream" in caplog.text
+    assert ImageFolderDataModule(digit_folder, **options).storage == "memory"  # 1/4 of the RAM
+
+
+def test_a_streamed_folder_trains_and_evaluates_as_the_cached_one_would(
+    photo_folder, tiny_config, tmp_path
+):
+    evaluation_settings = ("evaluation.kid_subset_size=5", "evaluation.classifier.min_accuracy=0")
+    cfg = folder_config(
+        tiny_config,
+        photo_folder,
+        "data.image_size=32",
+        "data.storage=stream",
+        "data.num_workers=2",
+        "evaluate=true",
+        "evaluation.test_images=null",
+        "evaluation.train_images=null",
+        *evaluation_settings,
+    )
+    train(cfg)
+    streamed = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())
+    in_memory = evaluate(
+        evaluate_config(
+            Path(streamed["checkpoint"]),
+            tmp_path / "memory",
+            cfg.evaluation.classifier.cache_dir,
+            "data=image_folder",
+            f"data.path={photo_folder}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.image_size=32",
+            "data.storage=memory",
+            "evaluation.test_images=null",
+            "evaluation.train_images=null",
+            *evaluation_settings,
+        )
+    )
+    assert in_memory.metrics == streamed["metrics"]

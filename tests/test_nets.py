@@ -80,9 +80,24 @@ def test_the_networks_round_trip_any_side_that_halves_cleanly(architecture, chan
     assert decoder.base_side <= 8
 
 
+@pytest.mark.parametrize("kernel_size", [3, 4, 5, 6])
+@pytest.mark.parametrize("side", [28, 32, 64])
+def test_any_filter_size_halves_and_doubles_the_sides_exactly(kernel_size, side):
+    shape = (3, side, side)
+    encoder = Encoder(shape, 4, 6, "paper", kernel_size)
+    decoder = Decoder(shape, 4, 6, "paper", kernel_size)
+    convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
+    assert all(conv.kernel_size == (kernel_size, kernel_size) for conv in convs)
+    images = torch.rand(2, *shape)
+    assert decoder(encoder(images)).shape == images.shape
+    with pytest.raises(ValueError, match="kernel_size must be an integer >= 2"):
+        Encoder(shape, 4, 6, "paper", 1)
+
+
 def test_the_paper_decoder_at_64_is_the_celeba_one():
-    """Tolstikhin et al., CelebA: 8x8x1024 -> 16x16x512 -> 32x32x256 -> 64x64x128 -> 64x64x3."""
-    decoder = Decoder((3, 64, 64), 128, 64, architecture="paper")
+    """Tolstikhin et al., CelebA: 8x8x1024 -> 16x16x512 -> 32x32x256 -> 64x64x128 -> 64x64x3,
+    with the authors' 5 x 5 filters."""
+    decoder = Decoder((3, 64, 64), 128, 64, architecture="paper", kernel_size=5)
     shapes = []
     for module in decoder.modules():
         if isinstance(module, nn.ConvTranspose2d):
@@ -90,6 +105,8 @@ def test_the_paper_decoder_at_64_is_the_celeba_one():
     decoder(torch.randn(2, 64))
     assert decoder.project[0].out_features == 1024 * 8 * 8
     assert shapes == [(512, 16, 16), (256, 32, 32), (128, 64, 64), (3, 64, 64)]
+    kernels = [m.kernel_size for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert kernels == [(5, 5)] * 4
 
 
 @pytest.mark.parametrize(
@@ -111,7 +128,7 @@ def test_a_shape_the_networks_cannot_build_is_refused_with_the_sides_that_work(s
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5])
 def test_non_positive_widths_are_rejected(bad):
-    with pytest.raises(ValueError, match="dim_h must be a positive integer"):
+    with pytest.raises(ValueError, match="dim_h must be an integer >= 1"):
         Encoder(MNIST_SHAPE, dim_h=bad)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.test_train import run_cli
+from wae_lightning.artifacts import EvaluationRecord
 from wae_lightning.report import Run, experiment_of, label_runs
 from wae_lightning.report import main as report_main
 
@@ -156,7 +157,8 @@ def test_a_runs_preset_is_read_from_its_hydra_record(sweep, tmp_path):
 
 def test_columns_are_told_apart_by_preset_then_folder():
     def run(model: str, experiment: str, folder: str) -> Run:
-        return Run(Path(folder), {"model": model, "dataset": "mnist"}, {}, {}, experiment)
+        evaluation = EvaluationRecord(model, model, "mnist", {}, 0, 0, 0, 0, {})
+        return Run(Path(folder), evaluation, None, None, experiment)
 
     runs = [
         run("WAE-GAN", "tutorial", "a/0_wae_gan_mnist"),

@@ -125,3 +125,24 @@ def test_celeba_missing_without_download_says_so(tmp_path):
         DatasetNotFoundError, match=r"missing img_align_celeba, list_eval_partition"
     ):
         CelebADataModule(tmp_path, download=False)
+
+
+def test_the_paper_celeba_preset_trains_on_celeba(celeba_copy, tiny_config, tmp_path):
+    metrics = train(
+        tiny_config(
+            "experiment=paper_celeba",
+            "model=wae_mmd",
+            "model.dim_h=4",
+            "model.encoder_pretraining_steps=2",
+            f"data.data_dir={celeba_copy}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.download=false",
+            "data.batch_size=4",
+            "data.eval_batch_size=4",
+            "trainer.max_epochs=1",
+        )
+    )
+    assert metrics["test/recon_mse"] > 0
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    assert tuple(hparams["image_shape"]) == (3, 64, 64) and hparams["kernel_size"] == 5

@@ -1,11 +1,12 @@
-"""An image folder read from its decoded cache, against decoding each image every epoch.
+"""An image folder's two storages: the decoded cache in memory, against streaming (decoding
+each image every epoch with DataLoader workers).
 
     python -m wae_lightning.bench_folder DIR --image-size 64
 
-Both paths give the same uint8 images (the same decoding, resize and crop); the first epoch of
-the cached path also decodes and writes the cache, which is timed separately. For each path it
-prints the images/s of an epoch of batches alone (the data path) and of an epoch of training a
-model on them (data and training steps), measured in the same run.
+Both are the data module's own paths (``data.storage=memory`` and ``data.storage=stream``) and
+give the same uint8 images of the same training split; decoding once and writing the cache is
+timed separately. For each it prints the images/s of an epoch of batches alone (the data path)
+and of an epoch of training a model on them (data and training steps), measured in the same run.
 """
 
 import argparse
@@ -16,26 +17,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
 from wae_lightning.data import ImageFolderDataModule
 from wae_lightning.data.base import ImageSpec, to_float_images
 from wae_lightning.models import AE
-
-
-class DecodedEveryEpoch(Dataset):
-    """The folder's training images, decoded from their files at every access (no cache)."""
-
-    def __init__(self, datamodule: ImageFolderDataModule) -> None:
-        self.datamodule = datamodule
-        self.files = [file for files, _, _ in datamodule.layout.values() for file in files]
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        return self.datamodule.decode(self.files[index]), 0
 
 
 def images_per_second(batches, count: int, epochs: int = 1) -> float:
@@ -66,27 +51,28 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers when decoding")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="DataLoader workers when streaming (0: the data module's choice, one per core up to 8)",
+    )
     parser.add_argument("--dim-h", type=int, default=16, help="width of the AE trained")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as cache_dir:
         options = dict(image_size=args.image_size, channels=args.channels, cache_dir=cache_dir)
-        datamodule = ImageFolderDataModule(
-            args.folder, batch_size=args.batch_size, val_size=1, test_size=1, **options
-        )
+        shared = dict(batch_size=args.batch_size, val_size=1, test_size=1, **options)
+        datamodule = ImageFolderDataModule(args.folder, storage="memory", **shared)
         start = time.perf_counter()
         datamodule.setup()  # decodes every image once and writes the cache
         first_decode = time.perf_counter() - start
         cached = datamodule.train_dataloader()
         count = len(datamodule.splits["train"])
-        decoded = DataLoader(
-            DecodedEveryEpoch(datamodule),
-            batch_size=args.batch_size,
-            shuffle=True,
-            num_workers=args.workers,
-            persistent_workers=args.workers > 0,
+        streamed = ImageFolderDataModule(
+            args.folder, storage="stream", num_workers=args.workers, **shared
         )
-        total = len(decoded.dataset)
+        decoded = streamed.train_dataloader()
+        total = len(streamed.splits["train"])
         results = {
             "cache_write_seconds": first_decode,
             "cached_data": images_per_second(cached, count, epochs=3),
@@ -101,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(
         f"# {total:,} images of {args.folder}, {args.channels} x {args.image_size} x "
         f"{args.image_size}, batch {args.batch_size}, on {platform.processor() or platform.machine()} "
-        f"({torch.get_num_threads()} threads); decoding every epoch uses {args.workers} worker(s)"
+        f"({torch.get_num_threads()} threads); streaming uses {streamed.workers} DataLoader worker(s)"
     )
     print(f"# decoding once and writing the cache took {first_decode:.1f} s")
     print(
@@ -109,10 +95,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     print("|---|---|---|")
     print(
-        f"| cached uint8 tensor | {results['cached_data']:,.0f} | {results['cached_training']:,.0f} |"
+        f"| memory: cached uint8 tensor | {results['cached_data']:,.0f} | {results['cached_training']:,.0f} |"
     )
     print(
-        f"| decoding every image every epoch | {results['decoded_data']:,.0f} | "
+        f"| streaming: decoding every image every epoch | {results['decoded_data']:,.0f} | "
         f"{results['decoded_training']:,.0f} |"
     )
     print(

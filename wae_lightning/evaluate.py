@@ -11,15 +11,14 @@ The metrics, figures and figure data go to ``<run>/evaluation/`` beside the chec
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
+from wae_lightning.artifacts import EVALUATION_DIR, EvaluationRecord
 from wae_lightning.checkpoints import CheckpointError, data_module_of, load_model
-from wae_lightning.evaluation import EVALUATION_DIR
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,8 @@ def run_folder(checkpoint: Path) -> Path | None:
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.ckpt_path`` and return the summary written to ``metrics.json``."""
+def evaluate(cfg: DictConfig) -> EvaluationRecord:
+    """Evaluate ``cfg.ckpt_path`` and return the record written to ``metrics.json``."""
     evaluator = instantiate(cfg.evaluation, _convert_="all")
     checkpoint_path = Path(cfg.ckpt_path)
     other_data = cfg.get("data") is not None
@@ -67,7 +66,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     finally:
         writer.close()
-    for name, value in summary["metrics"].items():
+    for name, value in summary.metrics.items():
         log.info("%-20s %.6g", name, value)
     return summary
 

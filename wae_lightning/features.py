@@ -223,6 +223,19 @@ def train_classifier(
     return classifier, float(result["test/accuracy"])
 
 
+def describe_feature_network(record: dict[str, Any]) -> str:
+    """What a feature network's record says it is, in words, for reports."""
+    task = (
+        "which of four rotations turned an image (the images have no classes)"
+        if record.get("task", "classes") == "rotation"
+        else "the classes"
+    )
+    return (
+        f"the {record['num_features']}-d features of a CNN trained on the training split to "
+        f"predict {task} (epochs: {record['epochs']}; test accuracy {record['accuracy']:.4f})"
+    )
+
+
 def load_feature_network(
     datamodule: ImageDataModule,
     cache_dir: str | Path,

@@ -45,6 +45,18 @@ def image_rows(rows: Sequence[tuple[str, torch.Tensor | np.ndarray]]) -> Figure:
     return figure
 
 
+def interpolation_rows(
+    pixel: np.ndarray, latent: Mapping[str, np.ndarray]
+) -> list[tuple[str, np.ndarray]]:
+    """For each pair: the pixel-space row, then each model's latent-space row, for
+    :func:`image_rows`."""
+    rows = []
+    for pair in range(len(pixel)):
+        rows.append((f"pair {pair + 1}: pixels", pixel[pair]))
+        rows += [(name, path[pair]) for name, path in latent.items()]
+    return rows
+
+
 def scatter_panels(
     panels: Sequence[tuple[str, np.ndarray]],
     labels: np.ndarray,

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from wae_lightning.checks import check_count
+
 ImageShape = tuple[int, int, int]
 """(channels, height, width) of the images a network reads or writes."""
 
@@ -49,10 +51,15 @@ def buildable_side(side: int) -> bool:
 
 def check_image_shape(image_shape: Sequence[int]) -> ImageShape:
     """A square (channels, side, side) shape the networks can be built for, as a tuple."""
-    if len(image_shape) != 3 or any(
-        not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in image_shape
-    ):
-        raise ValueError(f"image_shape must be (channels, height, width), got {image_shape!r}")
+    try:
+        if len(image_shape) != 3:
+            raise ValueError
+        for value in image_shape:
+            check_count(value, "image_shape")
+    except ValueError:
+        raise ValueError(
+            f"image_shape must be (channels, height, width), integers >= 1, got {image_shape!r}"
+        ) from None
     channels, height, width = image_shape
     if height != width:
         raise ValueError(f"images must be square, got {height} x {width}")
@@ -71,15 +78,26 @@ def _check_architecture(architecture: str) -> None:
         )
 
 
-def _check_positive(**values: int) -> None:
+def _check_counts(**values: int) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_count(value, name)
+
+
+def halving(kernel_size: int) -> dict[str, int]:
+    """A stride-2 convolution of this kernel that halves an even side exactly."""
+    check_count(kernel_size, "model.kernel_size", minimum=2)
+    return {"kernel_size": kernel_size, "stride": 2, "padding": (kernel_size - 1) // 2}
+
+
+def doubling(kernel_size: int) -> dict[str, int]:
+    """A stride-2 transposed convolution of this kernel that doubles a side exactly."""
+    return {**halving(kernel_size), "output_padding": kernel_size % 2}
 
 
 class Encoder(nn.Module):
-    """Four stride-2 convolutions (dim_h, 2, 4, 8 x dim_h channels), then a linear map from the
-    last map (side // 16 squared, 1 x 1 at 28 x 28).
+    """Four stride-2 convolutions (dim_h, 2, 4, 8 x dim_h channels; ``kernel_size`` 4 by
+    default), then a linear map from the last map (side / 16 squared; at 28 x 28, 1 x 1 with
+    even filters and 2 x 2 with odd ones).
 
     ``out_features`` is the latent size for deterministic encoders and twice that for the VAE,
     whose encoder emits a mean and a log-variance per latent dimension. Each convolution but
@@ -93,21 +111,23 @@ class Encoder(nn.Module):
         dim_h: int = 40,
         out_features: int = 20,
         architecture: str = "tutorial",
+        kernel_size: int = 4,
     ) -> None:
         super().__init__()
         channels, side, _ = check_image_shape(image_shape)
-        _check_positive(dim_h=dim_h, out_features=out_features)
+        _check_counts(dim_h=dim_h, out_features=out_features)
         _check_architecture(architecture)
         widths = [channels, dim_h, dim_h * 2, dim_h * 4, dim_h * 8]
         layers: list[nn.Module] = []
         for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            layers.append(nn.Conv2d(width_in, width_out, 4, stride=2, padding=1, bias=False))
+            layers.append(nn.Conv2d(width_in, width_out, bias=False, **halving(kernel_size)))
             if index > 0 or architecture == "paper":
                 layers.append(nn.BatchNorm2d(width_out))
             layers.append(nn.ReLU(inplace=True))
         self.features = nn.Sequential(*layers)
-        for _ in range(ENCODER_HALVINGS):
-            side //= 2
+        step = halving(kernel_size)
+        for _ in range(ENCODER_HALVINGS):  # an odd side rounds up with odd filters, down with even
+            side = (side + 2 * step["padding"] - kernel_size) // 2 + 1
         self.head = nn.Linear(dim_h * 8 * side * side, out_features)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -124,8 +144,9 @@ class Decoder(nn.Module):
 
     ``architecture="tutorial"``: at 28 x 28 the tutorial's own decoder, 7 -> 10 -> 13 (kernel 4,
     stride 1) -> 28 (stride 2); at any other side, ``doublings`` stride-2 transposed
-    convolutions (kernel 4), halving the width each time, the last one to the image.
-    ``architecture="paper"``: ``doublings`` stride-2 transposed convolutions (kernel 4), then a
+    convolutions (``kernel_size``, 4 by default), halving the width each time, the last one to
+    the image. ``architecture="paper"``: ``doublings`` stride-2 transposed convolutions
+    (``kernel_size``; the paper's CelebA networks use 5), then a
     stride-1 one to the image (kernel 5, padding 2). With dim_h = 128 the maps are 7x7x1024,
     14x14x512 and 28x28x256 for MNIST, and 8x8x1024 up to 64x64x128 for CelebA, as in the WAE
     paper.
@@ -137,10 +158,11 @@ class Decoder(nn.Module):
         dim_h: int = 40,
         n_z: int = 20,
         architecture: str = "tutorial",
+        kernel_size: int = 4,
     ) -> None:
         super().__init__()
         channels, side, _ = check_image_shape(image_shape)
-        _check_positive(dim_h=dim_h, n_z=n_z)
+        _check_counts(dim_h=dim_h, n_z=n_z)
         _check_architecture(architecture)
         self.base_side, doublings = decoder_ladder(side)
         self.base_channels = dim_h * 8
@@ -153,10 +175,10 @@ class Decoder(nn.Module):
             strides = [{"kernel_size": 4}, {"kernel_size": 4}]
             last = {"kernel_size": 4, "stride": 2}
         elif architecture == "tutorial":
-            strides = [{"kernel_size": 4, "stride": 2, "padding": 1}] * (doublings - 1)
-            last = {"kernel_size": 4, "stride": 2, "padding": 1}
+            strides = [doubling(kernel_size)] * (doublings - 1)
+            last = doubling(kernel_size)
         else:
-            strides = [{"kernel_size": 4, "stride": 2, "padding": 1}] * doublings
+            strides = [doubling(kernel_size)] * doublings
             last = {"kernel_size": 5, "stride": 1, "padding": 2}
         for step, options in enumerate(strides):
             layers += [
@@ -178,7 +200,7 @@ class LatentDiscriminator(nn.Module):
 
     def __init__(self, n_z: int = 20, width: int = 160, depth: int = 4) -> None:
         super().__init__()
-        _check_positive(n_z=n_z, width=width, depth=depth)
+        _check_counts(n_z=n_z, width=width, depth=depth)
         layers: list[nn.Module] = []
         width_in = n_z
         for _ in range(depth):

@@ -29,21 +29,23 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from wae_lightning import figures
-from wae_lightning.data import ImageSpec
-from wae_lightning.evaluation import (
+from wae_lightning.artifacts import (
     EVALUATION_DIR,
-    FIGURE_DATA_FILE,
-    METRICS,
+    FAILURE_FILE,
     METRICS_FILE,
-    curve_key,
-    interpolation_rows,
+    UNFINISHED,
+    EvaluationRecord,
+    FailureRecord,
+    FigureData,
+    TrainingRecord,
 )
+from wae_lightning.data import ImageSpec
+from wae_lightning.evaluation.metrics import INCEPTION_METRICS, METRICS
+from wae_lightning.features import describe_feature_network
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
-FAILURE_FILE = "failure.json"
-"""In a job's folder when it failed (written by :class:`wae_lightning.sweep.JobFailureRecord`)."""
 MODEL_ORDER = ("AE", "VAE", "WAE-GAN", "WAE-MMD")
 """Column order of the models; any other model follows them."""
 
@@ -59,25 +61,29 @@ class Run:
     """One evaluated run: its evaluation, its training summary and its figure data."""
 
     directory: Path
-    evaluation: dict[str, Any]
-    training: dict[str, Any]
-    figure_data: dict[str, np.ndarray]
+    evaluation: EvaluationRecord
+    training: TrainingRecord | None
+    figure_data: FigureData
     experiment: str = ""
     """The run's ``experiment=`` preset (tutorial, paper, ...), from its Hydra record."""
     label: str = ""
 
     @property
     def dataset(self) -> str:
-        return self.evaluation["dataset"]
+        return self.evaluation.dataset
 
     @property
     def spec(self) -> ImageSpec:
         """The data's description, as the run's evaluation recorded it."""
-        return ImageSpec.from_record(self.evaluation["data"])
+        return self.evaluation.spec
 
     @property
     def model(self) -> str:
-        return self.evaluation["model"]
+        return self.evaluation.model
+
+    def training_fact(self, name: str) -> Any:
+        """``epochs`` or ``fit_seconds`` of the training record, or None without one."""
+        return getattr(self.training, name) if self.training is not None else None
 
     def sort_key(self) -> tuple[int, str, str]:
         rank = MODEL_ORDER.index(self.model) if self.model in MODEL_ORDER else len(MODEL_ORDER)
@@ -88,22 +94,15 @@ def read_run(evaluation_file: Path) -> Run:
     evaluation_dir = evaluation_file.parent
     directory = evaluation_dir.parent
     try:
-        evaluation = json.loads(evaluation_file.read_text())
-        with np.load(evaluation_dir / FIGURE_DATA_FILE) as arrays:
-            figure_data = dict(arrays)
-    except (OSError, ValueError) as error:
+        evaluation = EvaluationRecord.read(evaluation_dir)
+        figure_data = FigureData.read(evaluation_dir)
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ReportError(
-            f"the evaluation in {evaluation_dir} cannot be read ({error}): evaluate the run again "
-            "with python -m wae_lightning.evaluate ckpt_path=<its checkpoint>"
-        ) from error
-    if "data" not in evaluation:
-        raise ReportError(
-            f"the evaluation in {evaluation_dir} does not describe its data (an older version "
-            "wrote it): evaluate the run again with python -m wae_lightning.evaluate "
+            f"the evaluation in {evaluation_dir} cannot be read ({error}; an older version may "
+            "have written it): evaluate the run again with python -m wae_lightning.evaluate "
             "ckpt_path=<its checkpoint>"
-        )
-    training_file = directory / METRICS_FILE
-    training = json.loads(training_file.read_text()) if training_file.is_file() else {}
+        ) from error
+    training = TrainingRecord.read(directory)
     return Run(directory, evaluation, training, figure_data, experiment_of(directory))
 
 
@@ -132,22 +131,17 @@ def find_unfinished(paths: Sequence[str | Path]) -> list[UnfinishedJob]:
     jobs: dict[Path, UnfinishedJob] = {}
     for path in map(Path, paths):
         for file in sorted(path.glob(f"**/{FAILURE_FILE}")):
-            record = json.loads(file.read_text())
-            reason = (
-                f"{record['error']}: {record['reason']}" if record["reason"] else record["error"]
+            record = FailureRecord.read(file.parent)
+            jobs[file.parent] = UnfinishedJob(
+                file.parent, "failed", record.message, record.overrides
             )
-            jobs[file.parent] = UnfinishedJob(file.parent, "failed", reason, record["overrides"])
         for file in sorted(path.glob(f"**/{METRICS_FILE}")):
             if file.parent in jobs or file.parent.name == EVALUATION_DIR:
                 continue
-            summary = json.loads(file.read_text())
-            status = summary.get("status", "completed")
-            if status in ("interrupted", "failed"):
-                reason = summary.get("error") or (
-                    f"stopped by {summary.get('signal')}; resume: {summary.get('resume_command')}"
-                )
+            summary = TrainingRecord.read(file.parent)
+            if summary.status in UNFINISHED:
                 jobs[file.parent] = UnfinishedJob(
-                    file.parent, status, reason, overrides_of(file.parent)
+                    file.parent, summary.status, summary.reason, overrides_of(file.parent)
                 )
     return sorted(jobs.values(), key=lambda job: str(job.directory))
 
@@ -232,16 +226,16 @@ def metric_table(runs: list[Run]) -> Table:
     """The runs of one dataset side by side: training facts, then every evaluation metric."""
     table = Table(["", *(run.label for run in runs)])
     facts = {
-        "epochs": [run.training.get("epochs") for run in runs],
-        "training wall time (s)": [run.training.get("fit_seconds") for run in runs],
-        "parameters": [run.evaluation.get("parameters") for run in runs],
-        "latent dimension": [run.evaluation.get("n_z") for run in runs],
+        "epochs": [run.training_fact("epochs") for run in runs],
+        "training wall time (s)": [run.training_fact("fit_seconds") for run in runs],
+        "parameters": [run.evaluation.parameters for run in runs],
+        "latent dimension": [run.evaluation.n_z for run in runs],
     }
     for label, values in facts.items():
         table.rows.append([label, *map(format_value, values)])
         table.best.append(set())
     for name, info in METRICS.items():
-        values = [run.evaluation["metrics"].get(name) for run in runs]
+        values = [run.evaluation.metrics.get(name) for run in runs]
         if all(value is None for value in values):
             continue
         arrow = {"lower": " ↓", "higher": " ↑"}.get(info.better, "")
@@ -256,15 +250,11 @@ def metric_table(runs: list[Run]) -> Table:
 
 
 # ---- the figure panels -------------------------------------------------------------------------
-SHARED_FIGURE_INPUTS = ("originals", "pixel_interpolations", "embedding_labels")
-"""Figure data that must be the same for every run of a dataset for rows to line up."""
-
-
 def check_same_figure_inputs(runs: list[Run], dataset: str) -> None:
     reference = runs[0].figure_data
     for run in runs[1:]:
-        for key in SHARED_FIGURE_INPUTS:
-            if not np.array_equal(run.figure_data[key], reference[key]):
+        for key in FigureData.SHARED:
+            if not np.array_equal(getattr(run.figure_data, key), getattr(reference, key)):
                 raise ReportError(
                     f"the {dataset} runs {runs[0].directory} and {run.directory} were evaluated "
                     f"on different test images ({key}): evaluate them with the same evaluation "
@@ -277,23 +267,23 @@ def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Pa
     check_same_figure_inputs(runs, dataset)
     first = runs[0].figure_data
     class_names = runs[0].spec.class_names
-    count = len(first["originals"])
-    samples = min(SAMPLES_PER_ROW, *(len(run.figure_data["prior_samples"]) for run in runs))
+    count = len(first.originals)
+    samples = min(SAMPLES_PER_ROW, *(len(run.figure_data.prior_samples) for run in runs))
     panels = {
         "reconstructions": (
             "Test images (top) and their reconstructions by each model",
             figures.image_rows(
-                [("test images", first["originals"][:count])]
-                + [(run.label, run.figure_data["reconstructions"][:count]) for run in runs]
+                [("test images", first.originals[:count])]
+                + [(run.label, run.figure_data.reconstructions[:count]) for run in runs]
             ),
         ),
         "interpolations": (
             "Linear interpolations between pairs of test images: in pixel space, then in each "
             "model's latent space",
             figures.image_rows(
-                interpolation_rows(
-                    first["pixel_interpolations"],
-                    {run.label: run.figure_data["latent_interpolations"] for run in runs},
+                figures.interpolation_rows(
+                    first.pixel_interpolations,
+                    {run.label: run.figure_data.latent_interpolations for run in runs},
                 )
             ),
         ),
@@ -305,23 +295,25 @@ def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Pa
         panels[f"{sampler}_samples"] = (
             caption,
             figures.image_rows(
-                [(run.label, run.figure_data[f"{sampler}_samples"][:samples]) for run in runs]
+                [(run.label, run.figure_data.samples(sampler)[:samples]) for run in runs]
             ),
         )
     for method, key in (("t-SNE", "tsne"), ("PCA", "pca")):
         panels[key] = (
             f"{method} of test images, coloured by class: pixel space, then each latent space",
             figures.scatter_panels(
-                [("pixels", first[f"{key}_pixel"])]
-                + [(run.label, run.figure_data[f"{key}_latent"]) for run in runs],
-                first["embedding_labels"],
+                [("pixels", first.embedding(key, "pixel"))]
+                + [(run.label, run.figure_data.embedding(key, "latent")) for run in runs],
+                first.embedding_labels,
                 class_names,
             ),
         )
     curve_panels: dict[str, dict[str, np.ndarray]] = {}
     for stage in ("train", "val"):  # reconstruction MSE: the losses of the models differ
-        key = curve_key(f"{stage}/recon_mse")
-        lines = {run.label: run.figure_data[key] for run in runs if key in run.figure_data}
+        tag = f"{stage}/recon_mse"
+        lines = {
+            run.label: run.figure_data.curves[tag] for run in runs if tag in run.figure_data.curves
+        }
         if lines:
             curve_panels[f"{stage} reconstruction MSE per pixel"] = lines
     if curve_panels:
@@ -337,21 +329,27 @@ def classifier_note(runs: list[Run]) -> str:
     """Which feature network the FIDs of these runs used, and a warning if they differ."""
     records = {
         json.dumps(
-            [run.evaluation[k] for k in ("feature_classifier", "test_images", "generated_images")],
+            [
+                run.evaluation.feature_classifier,
+                run.evaluation.test_images,
+                run.evaluation.generated_images,
+            ],
             sort_keys=True,
         )
         for run in runs
     }
-    record = runs[0].evaluation["feature_classifier"]
     first = runs[0].evaluation
     note = (
-        f"Scored on {first['test_images']:,} test images, with {first['generated_images']:,} "
-        "images generated per sampler. FID and KID are computed in the "
-        f"{record['num_features']}-d features of a CNN trained on the training split to predict "
-        f"{'the classes' if record.get('task', 'classes') == 'classes' else 'which of four rotations turned an image (the images have no classes)'} "
-        f"(epochs: {record['epochs']}; test accuracy {record['accuracy']:.4f}). "
+        f"Scored on {first.test_images:,} test images, with {first.generated_images:,} "
+        f"images generated per sampler. FID and KID are computed in "
+        f"{describe_feature_network(first.feature_classifier)}. "
         "Arrows give the better direction; the best value of each row is in bold."
     )
+    if any(name in first.metrics for name in INCEPTION_METRICS):
+        note += (
+            " The Inception FIDs use the Inception-v3 weights given in evaluation.inception_weights"
+            " (2048-d pool features, images scaled to 299 x 299)."
+        )
     if len(records) > 1:
         note += (
             " WARNING: these runs were scored with different feature classifiers or image "
@@ -467,7 +465,7 @@ def write_report(
 
 def write_csv(runs: list[Run], path: Path) -> None:
     """One row per run: what it is, its training facts and every evaluation metric."""
-    metric_names = list(dict.fromkeys(name for run in runs for name in run.evaluation["metrics"]))
+    metric_names = list(dict.fromkeys(name for run in runs for name in run.evaluation.metrics))
     columns = [
         "run",
         "dataset",
@@ -487,11 +485,11 @@ def write_csv(runs: list[Run], path: Path) -> None:
                     "run": str(run.directory),
                     "dataset": run.dataset,
                     "model": run.model,
-                    "epochs": run.training.get("epochs"),
-                    "fit_seconds": run.training.get("fit_seconds"),
-                    "parameters": run.evaluation.get("parameters"),
-                    "n_z": run.evaluation.get("n_z"),
-                    **run.evaluation["metrics"],
+                    "epochs": run.training_fact("epochs"),
+                    "fit_seconds": run.training_fact("fit_seconds"),
+                    "parameters": run.evaluation.parameters,
+                    "n_z": run.evaluation.n_z,
+                    **run.evaluation.metrics,
                 }
             )
 

@@ -8,7 +8,6 @@
 """
 
 import atexit
-import json
 import logging
 import traceback
 from pathlib import Path
@@ -18,7 +17,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from wae_lightning.report import FAILURE_FILE, ReportError, report
+from wae_lightning.artifacts import FailureRecord
+from wae_lightning.report import ReportError, report
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class JobFailureRecord(Callback):
     """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        (Path(config.hydra.runtime.output_dir) / FAILURE_FILE).unlink(missing_ok=True)
+        FailureRecord.remove(config.hydra.runtime.output_dir)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status != JobStatus.FAILED:
@@ -40,17 +40,15 @@ class JobFailureRecord(Callback):
         while cause.__cause__ is not None:  # e.g. the ValueError inside an InstantiationException
             cause = cause.__cause__
         job_dir = Path(config.hydra.runtime.output_dir)
-        record = {
-            "job": config.hydra.job.get("num"),
-            "overrides": list(job_return.overrides or []),
-            "error": type(cause).__name__,
-            "reason": next(iter(str(cause).strip().splitlines()), ""),
-        }
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2))
+        record = FailureRecord(
+            overrides=list(job_return.overrides or []),
+            error=type(cause).__name__,
+            reason=next(iter(str(cause).strip().splitlines()), ""),
+            job=config.hydra.job.get("num"),
+        )
         log.error(
             "Job failed (%s):\n%s",
-            job_dir / FAILURE_FILE,
+            record.write(job_dir),
             "".join(traceback.format_exception(type(error), error, error.__traceback__)),
         )
 

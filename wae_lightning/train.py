@@ -7,7 +7,7 @@ Examples::
     python -m wae_lightning.train ckpt_path=logs/train/runs/<time>/checkpoints/last.ckpt
 """
 
-import json
+import dataclasses
 import logging
 import shlex
 import time
@@ -23,13 +23,14 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from wae_lightning.artifacts import EVALUATION_DIR, METRICS_FILE, TrainingRecord
 from wae_lightning.callbacks import RunInterrupted, SignalStop
 from wae_lightning.checkpoints import (
     INTERRUPTED_CHECKPOINT,
     LAST_CHECKPOINT,
     check_checkpoint_matches,
 )
-from wae_lightning.evaluation import EVALUATION_DIR, METRICS_FILE, Evaluator, metric_names
+from wae_lightning.evaluation import Evaluator, metric_names
 from wae_lightning.models.base import AutoEncoderModule
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def check_run_settings(cfg: DictConfig, model: AutoEncoderModule, labeled: bool)
     ]
     known = [f"{stage}/{term}" for stage in stages for term in model.loss_terms_logged]
     if cfg.evaluate:
-        known += [f"eval/{name}" for name in metric_names(model, labeled)]
+        inception = cfg.evaluation.get("inception_weights") is not None
+        known += [f"eval/{name}" for name in metric_names(model, labeled, inception)]
     if cfg.optimized_metric not in known:
         raise ValueError(
             f"optimized_metric={cfg.optimized_metric!r} is not logged by {type(model).__name__} "
@@ -119,14 +121,10 @@ class RunStages:
     evaluator: Evaluator | None
     loggers: list[Logger]
     stopper: SignalStop
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: TrainingRecord = field(init=False)
 
     def __post_init__(self) -> None:
-        self.summary |= {
-            "model": type(self.model).__name__,
-            "dataset": self.datamodule.spec.name,
-            "metrics": {},
-        }
+        self.summary = TrainingRecord(type(self.model).__name__, self.datamodule.spec.name)
 
     @property
     def output_dir(self) -> Path:
@@ -134,10 +132,9 @@ class RunStages:
 
     def record(self, status: str, **facts: Any) -> None:
         """Write ``metrics.json`` with this status and these facts (on the first process)."""
-        self.summary |= {"status": status, **facts}
+        self.summary = dataclasses.replace(self.summary, status=status, **facts)
         if self.trainer.is_global_zero:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / METRICS_FILE).write_text(json.dumps(self.summary, indent=2))
+            self.summary.write(self.output_dir)
 
     def all(self) -> dict[str, float]:
         """Every configured stage; returns every metric."""
@@ -147,7 +144,7 @@ class RunStages:
         if self.evaluator is not None and self.trainer.is_global_zero:
             self.evaluate(checkpoint)
         self.record("completed")
-        return self.summary["metrics"]
+        return self.summary.metrics
 
     def fit(self) -> str | None:
         """Train; returns the checkpoint to test: the best one, or None for the final weights."""
@@ -155,7 +152,7 @@ class RunStages:
         start = time.perf_counter()
         trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=self.cfg.ckpt_path)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        self.summary["metrics"] = {
+        self.summary.metrics = {
             name: float(value) for name, value in trainer.callback_metrics.items()
         }
         self.record(
@@ -172,7 +169,7 @@ class RunStages:
 
     def test(self, checkpoint: str | None) -> None:
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=checkpoint)
-        self.summary["metrics"].update(
+        self.summary.metrics.update(
             {name: float(value) for name, value in self.trainer.callback_metrics.items()}
         )
         self.record("tested", tested_checkpoint=checkpoint or "final weights")
@@ -185,9 +182,9 @@ class RunStages:
             writer=tensorboard_writer(self.loggers),
             run_dir=self.output_dir,
             step=self.trainer.global_step,
-            checkpoint=self.summary.get("tested_checkpoint", checkpoint or "final weights"),
+            checkpoint=self.summary.tested_checkpoint or checkpoint or "final weights",
         )
-        self.summary["metrics"].update({f"eval/{k}": v for k, v in evaluation["metrics"].items()})
+        self.summary.metrics.update({f"eval/{k}": v for k, v in evaluation.metrics.items()})
 
     def record_interruption(self, stop: RunInterrupted) -> None:
         """The signal, the checkpoint to resume from and the command that does it."""

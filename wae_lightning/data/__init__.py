@@ -16,7 +16,8 @@ from wae_lightning.data.idx import (
     DatasetNotFoundError,
     read_idx,
 )
-from wae_lightning.data.image_folder import ImageFolderDataModule, ImageFolderError
+from wae_lightning.data.image_files import ImageFolderError
+from wae_lightning.data.image_folder import ImageFolderDataModule
 from wae_lightning.data.torchvision_sets import CelebADataModule, CIFAR10DataModule
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
 from wae_lightning.checks import check_count
 
@@ -174,7 +174,8 @@ class ImageDataModule(L.LightningDataModule):
         num_workers, pin_memory: passed to every DataLoader.
         loader: ``"tensor"`` cuts each batch from the whole split held in memory, one indexing
             operation per batch (:class:`TensorBatches`); ``"dataloader"`` is torch's
-            ``DataLoader`` over single samples, with workers (the tutorial's way).
+            ``DataLoader`` over single samples, with workers (the tutorial's way). Data
+            streamed from files always take the DataLoader path.
         on_device: for the tensor loader, hold the data on the accelerator: ``"auto"`` when it
             takes less than a quarter of the free accelerator memory (MNIST takes 55 MB), or
             ``true`` / ``false``.
@@ -211,11 +212,59 @@ class ImageDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.loader, self.on_device = loader, on_device
-        self.splits: dict[str, TensorDataset] = {}
+        self.splits: dict[str, Dataset] = {}
         self.device_copies: dict[str, tuple[Tensor, Tensor]] = {}
 
-    def load_splits(self) -> dict[str, TensorDataset]:
+    def load_splits(self) -> dict[str, Dataset]:
+        """The splits: :class:`TensorDataset` of uint8 images and labels held in memory, or
+        (for data streamed from files) any dataset of (uint8 image, label) pairs."""
         raise NotImplementedError
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether every split is a tensor in memory (else the DataLoader path reads them)."""
+        self.setup()
+        return all(isinstance(split, TensorDataset) for split in self.splits.values())
+
+    @property
+    def workers(self) -> int:
+        """DataLoader workers: ``num_workers`` (a streamed data module may choose more)."""
+        return self.num_workers
+
+    def take(self, split: str, index: Tensor) -> tuple[Tensor, Tensor]:
+        """The uint8 images and the labels of ``split`` at the positions ``index``, on the CPU."""
+        self.setup()
+        dataset = self.splits[split]
+        if isinstance(dataset, TensorDataset):
+            images, labels = dataset.tensors[:2]
+            return images[index], labels[index]
+        batches = list(self.read_batches(Subset(dataset, index.tolist()), self.eval_batch_size))
+        return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+    def first(self, split: str, count: int | None = None) -> tuple[Tensor, Tensor]:
+        """The first ``count`` (None: all) images and labels of ``split``."""
+        self.setup()
+        return self.take(split, torch.arange(min(len(self.splits[split]), count or 10**12)))
+
+    def image_batches(
+        self, split: str, batch_size: int, count: int | None = None
+    ) -> Iterator[Tensor]:
+        """The first ``count`` (None: all) uint8 images of ``split``, in order, batch by batch:
+        sliced from memory, or decoded by DataLoader workers for streamed data."""
+        self.setup()
+        dataset = self.splits[split]
+        count = min(len(dataset), count or len(dataset))
+        if isinstance(dataset, TensorDataset):
+            images = dataset.tensors[0]
+            for start in range(0, count, batch_size):
+                yield images[start : min(start + batch_size, count)]
+            return
+        for images, _ in self.read_batches(Subset(dataset, range(count)), batch_size):
+            yield images
+
+    def read_batches(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        """``dataset`` in order, through DataLoader workers."""
+        return DataLoader(dataset, batch_size=batch_size, num_workers=self.workers)
 
     def state_dict(self) -> dict[str, str]:
         """Saved in checkpoints by Lightning (beside this module's hyper-parameters): which data
@@ -253,7 +302,7 @@ class ImageDataModule(L.LightningDataModule):
         dataset = self.splits[split]
         training = split == "train"
         batch_size = self.batch_size if training else self.eval_batch_size
-        if self.loader == "tensor":
+        if self.loader == "tensor" and isinstance(dataset, TensorDataset):
             trainer = self.trainer
             return TensorBatches(
                 *self.split_tensors(split),
@@ -263,7 +312,7 @@ class ImageDataModule(L.LightningDataModule):
                 rank=trainer.global_rank if trainer is not None else 0,
                 world_size=trainer.world_size if trainer is not None else 1,
             )
-        workers = self.num_workers
+        workers = self.workers
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -290,8 +339,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def example_images(self, n: int, split: str = "test") -> Tensor:
         """The first n images of a split as floats in [0, 1]: fixed inputs for figures."""
-        self.setup()
-        return to_float_images(self.splits[split].tensors[0][:n])
+        return to_float_images(self.first(split, n)[0])
 
 
 def to_float_images(images: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import torch
 import torchvision
 from torch.utils.data import TensorDataset
 
+from wae_lightning.checks import check_count
 from wae_lightning.data.base import ImageDataModule, ImageSpec, hold_out
 
 DATASETS: dict[str, type[torchvision.datasets.MNIST]] = {
@@ -101,10 +102,7 @@ class AutoEncoderDataModule(ImageDataModule):
                 f"data_dir {str(data_dir)!r} is not a directory: set data.data_dir to the directory "
                 f"that holds {DATASETS[dataset].__name__}/raw/"
             )
-        if not isinstance(val_size, int) or not 0 < val_size < TRAIN_SIZE:
-            raise ValueError(
-                f"val_size must be an integer in [1, {TRAIN_SIZE - 1}], got {val_size!r}: set data.val_size"
-            )
+        check_count(val_size, "data.val_size", maximum=TRAIN_SIZE - 1)
         self.dataset = dataset
         self.data_dir = data_dir
         self.spec = ImageSpec(

@@ -6,11 +6,19 @@ Three layouts are read:
 - one sub-folder per class (``cats/``, ``dogs/``), labeled by the sub-folder's name;
 - ``train/``, ``val/`` and ``test/`` sub-folders, each flat or by class: these splits are kept.
 
-Every image is decoded once, resized on its short side to ``image_size`` and centre-cropped to a
-square, converted to ``channels`` (greyscale images in an RGB set are repeated, colour images in
-a greyscale set are converted), and the whole set is kept as one uint8 tensor in a cache file,
-keyed by the folder's file list (names, sizes, modification times) and these options. Training
-then cuts its batches from memory like MNIST's, with no decoding per epoch.
+Every image is resized on its short side to ``image_size`` and centre-cropped to a square, and
+converted to ``channels`` (greyscale images in an RGB set are repeated, colour images in a
+greyscale set are converted). Then one of two storages (``storage``):
+
+- ``memory``: every image is decoded once and the whole set is kept as one uint8 tensor in a
+  cache file, keyed by the folder's file list (names, sizes, modification times) and these
+  options. Training then cuts its batches from memory like MNIST's, with no decoding per epoch.
+- ``stream``: for a set too big for memory, DataLoader workers decode each image when a batch
+  needs it, every epoch. Before training, every file's header is read, so that a file that is
+  not an image is named (or skipped) then, not in the middle of an epoch.
+
+``auto`` (the default) keeps the set in memory when its uint8 tensor fits in ``max_memory_gb``
+(by default a quarter of the machine's memory), and streams it otherwise; the log says which.
 """
 
 import hashlib
@@ -18,81 +26,31 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
-from torch.utils.data import TensorDataset
-from torchvision.io import ImageReadMode, decode_image, read_file
-from torchvision.transforms.v2 import functional as F
+from torch.utils.data import Dataset, TensorDataset
 
+from wae_lightning.checks import check_fraction_or_count
 from wae_lightning.data.base import ImageDataModule, ImageSpec
+from wae_lightning.data.image_files import (
+    ImageDecoder,
+    ImageFolderError,
+    StreamedImages,
+    cached_splits,
+    memory_gb,
+    scan,
+    select,
+)
 from wae_lightning.nets import decoder_ladder
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 SPLIT_FOLDERS = ("train", "val", "test")
 CACHE_VERSION = 1
-
-
-class ImageFolderError(ValueError):
-    """The folder cannot be read as a data set; the message says what to change."""
-
-
-def image_files(folder: Path) -> list[Path]:
-    return sorted(
-        path
-        for path in folder.iterdir()
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-    )
-
-
-def class_folders(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.is_dir() and image_files(path))
-
-
-def scan(folder: Path) -> tuple[list[Path], list[int], tuple[str, ...] | None]:
-    """The image files of a flat or a by-class folder, their labels and the class names."""
-    loose, classes = image_files(folder), class_folders(folder)
-    if loose and classes:
-        raise ImageFolderError(
-            f"{folder} mixes loose images ({loose[0].name}, ...) with class sub-folders "
-            f"({classes[0].name}/, ...): put every image in a class sub-folder, or none"
-        )
-    if loose:
-        return loose, [0] * len(loose), None
-    if not classes:
-        raise ImageFolderError(
-            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), neither loose nor in "
-            "class sub-folders: set data.path to a folder of images"
-        )
-    files, labels = [], []
-    for label, directory in enumerate(classes):
-        found = image_files(directory)
-        files += found
-        labels += [label] * len(found)
-    return files, labels, tuple(directory.name for directory in classes)
-
-
-def cached_splits(
-    cache_file: Path, decode: Callable[[], dict[str, TensorDataset]], what: str
-) -> dict[str, TensorDataset]:
-    """Splits of uint8 images read from ``cache_file``, or decoded by ``decode`` and saved there
-    (atomically: a concurrent job never reads half a file)."""
-    if cache_file.is_file():
-        saved = torch.load(cache_file, map_location="cpu", weights_only=True)
-        log.info("Images of %s read from the cache %s", what, cache_file)
-        return {name: TensorDataset(*tensors) for name, tensors in saved.items()}
-    log.info("Decoding the images of %s (once; cached in %s)", what, cache_file)
-    splits = decode()
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache_file.with_suffix(f".{os.getpid()}.partial")
-    torch.save({name: split.tensors for name, split in splits.items()}, partial)
-    partial.replace(cache_file)
-    return splits
+STORAGES = ("auto", "memory", "stream")
+MAX_STREAM_WORKERS = 8
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -108,6 +66,11 @@ class ImageFolderDataModule(ImageDataModule):
         cache_dir: where the decoded images are cached.
         skip_unreadable: skip files that cannot be decoded (counted in the log) instead of
             stopping with their name.
+        storage: ``memory`` (decoded once, cached, batches cut from a tensor), ``stream``
+            (decoded by DataLoader workers every epoch: ``num_workers``, or when it is 0 one
+            per CPU core up to 8) or ``auto`` (memory when the images fit in ``max_memory_gb``).
+        max_memory_gb: the most memory the decoded images may take in ``auto``; null: a
+            quarter of this machine's memory.
         batching: the batching options of :class:`~wae_lightning.data.base.ImageDataModule`
             (batch_size, eval_batch_size, num_workers, pin_memory, loader, on_device).
     """
@@ -122,6 +85,8 @@ class ImageFolderDataModule(ImageDataModule):
         split_seed: int = 0,
         cache_dir: str | Path = "logs/cache/image_folder",
         skip_unreadable: bool = False,
+        storage: str = "auto",
+        max_memory_gb: float | None = None,
         **batching: Any,
     ) -> None:
         super().__init__(**batching)
@@ -130,6 +95,19 @@ class ImageFolderDataModule(ImageDataModule):
         self.folder = Path(path)
         if not self.folder.is_dir():
             raise ImageFolderError(f"{self.folder} is not a folder: set data.path to your images")
+        if storage not in STORAGES:
+            raise ImageFolderError(
+                f"storage must be one of {STORAGES}, got {storage!r}: set data.storage"
+            )
+        if max_memory_gb is not None and (
+            isinstance(max_memory_gb, bool)
+            or not isinstance(max_memory_gb, int | float)
+            or max_memory_gb <= 0
+        ):
+            raise ImageFolderError(
+                f"max_memory_gb must be a number of GB > 0 or null, got {max_memory_gb!r}: set "
+                "data.max_memory_gb"
+            )
         if channels not in (1, 3):
             raise ImageFolderError(
                 f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}: set data.channels"
@@ -139,13 +117,7 @@ class ImageFolderDataModule(ImageDataModule):
         except (ValueError, TypeError) as error:
             raise ImageFolderError(f"{error}: set data.image_size") from error
         for name, size in (("val_size", val_size), ("test_size", test_size)):
-            if isinstance(size, bool) or not (
-                (isinstance(size, float) and 0 < size < 1) or (isinstance(size, int) and size >= 1)
-            ):
-                raise ImageFolderError(
-                    f"{name} must be a fraction in (0, 1) or a number of images >= 1, got "
-                    f"{size!r}: set data.{name}"
-                )
+            check_fraction_or_count(size, f"data.{name}", "images", error=ImageFolderError)
         self.layout = self.read_layout()
         files = [file for split in self.layout.values() for file in split[0]]
         self.digest = self.fingerprint(files)
@@ -157,6 +129,8 @@ class ImageFolderDataModule(ImageDataModule):
             (channels, image_size, image_size),
             class_names,
         )
+        self.decoder = ImageDecoder(image_size, channels, skip_unreadable)
+        self.storage = self.choose_storage(len(files))
 
     def read_layout(self) -> dict[str, tuple[list[Path], list[int], tuple[str, ...] | None]]:
         """The files and labels of each given split, or of the whole folder (key ``"all"``)."""
@@ -184,31 +158,49 @@ class ImageFolderDataModule(ImageDataModule):
             )
         return digest.hexdigest()
 
+    def choose_storage(self, count: int) -> str:
+        """``memory`` or ``stream``, as configured or (``auto``) by the decoded set's size."""
+        channels, height, width = self.spec.image_shape
+        size_gb = count * channels * height * width / 1e9
+        limit = self.hparams.max_memory_gb or memory_gb() / 4
+        storage = self.hparams.storage
+        if storage == "auto":
+            storage = "memory" if size_gb <= limit else "stream"
+        how = (
+            "decoded once, kept as a uint8 tensor"
+            if storage == "memory"
+            else f"decoded every epoch by {self.workers} DataLoader worker(s)"
+        )
+        log.info(
+            "%s: %d images of %d x %d x %d, %.2f GB decoded (limit %.1f GB): storage=%s (%s)",
+            self.folder,
+            count,
+            channels,
+            height,
+            width,
+            size_gb,
+            limit,
+            storage,
+            how,
+        )
+        return storage
+
+    @property
+    def workers(self) -> int:
+        if getattr(self, "storage", "memory") == "stream" and self.num_workers == 0:
+            return min(os.cpu_count() or 1, MAX_STREAM_WORKERS)
+        return self.num_workers
+
     @property
     def cache_file(self) -> Path:
         return Path(self.hparams.cache_dir) / f"{self.spec.name}_{self.digest[8:24]}.pt"
-
-    def decode(self, file: Path) -> Tensor | None:
-        """One image as uint8 (channels, image_size, image_size); None if unreadable and skipped."""
-        mode = ImageReadMode.RGB if self.hparams.channels == 3 else ImageReadMode.GRAY
-        try:
-            image = decode_image(read_file(str(file)), mode=mode)
-        except (RuntimeError, ValueError) as error:
-            if self.hparams.skip_unreadable:
-                return None
-            raise ImageFolderError(
-                f"{file} cannot be decoded as an image ({error}): remove or repair it, or set "
-                "data.skip_unreadable=true to skip such files"
-            ) from error
-        size = self.hparams.image_size
-        return F.center_crop(F.resize(image, size, antialias=True), [size, size])
 
     def decode_all(self) -> dict[str, TensorDataset]:
         splits, skipped = {}, 0
         for split, (files, labels, _) in self.layout.items():
             images, kept = [], []
             for file, label in zip(files, labels, strict=True):
-                image = self.decode(file)
+                image = self.decoder(file)
                 if image is None:
                     skipped += 1
                     continue
@@ -221,16 +213,36 @@ class ImageFolderDataModule(ImageDataModule):
             log.warning("Skipped %d unreadable file(s) in %s", skipped, self.folder)
         return splits
 
+    def stream_all(self) -> dict[str, StreamedImages]:
+        """Every split as files decoded on access; files whose header is not an image's are
+        refused (or skipped) now."""
+        splits, skipped = {}, 0
+        for split, (files, labels, _) in self.layout.items():
+            kept = [
+                (f, label)
+                for f, label in zip(files, labels, strict=True)
+                if self.decoder.readable(f)
+            ]
+            skipped += len(files) - len(kept)
+            if not kept:
+                raise ImageFolderError(f"no image of {self.folder} could be read")
+            splits[split] = StreamedImages(
+                [f for f, _ in kept], [label for _, label in kept], self.decoder
+            )
+        if skipped:
+            log.warning("Skipped %d unreadable file(s) in %s", skipped, self.folder)
+        return splits
+
     def load_cached(self) -> dict[str, TensorDataset]:
         """The decoded images: from the cache when the folder has not changed, else decoded now."""
         return cached_splits(self.cache_file, self.decode_all, str(self.folder))
 
-    def load_splits(self) -> dict[str, TensorDataset]:
-        splits = self.load_cached()
+    def load_splits(self) -> dict[str, Dataset]:
+        splits = self.load_cached() if self.storage == "memory" else self.stream_all()
         if "all" not in splits:
             return splits
-        images, labels = splits["all"].tensors
-        count = len(images)
+        whole = splits["all"]
+        count = len(whole)
         sizes = [
             size if isinstance(size, int) else round(size * count)
             for size in (self.hparams.test_size, self.hparams.val_size)
@@ -245,6 +257,6 @@ class ImageFolderDataModule(ImageDataModule):
         )
         test, val, train = order.split([sizes[0], sizes[1], count - sum(sizes)])
         return {
-            name: TensorDataset(images[index], labels[index])
+            name: select(whole, index)
             for name, index in (("train", train), ("val", val), ("test", test))
         }

@@ -17,9 +17,10 @@ from torch.utils.data import TensorDataset
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as F
 
+from wae_lightning.checks import check_count
 from wae_lightning.data.base import ImageDataModule, ImageSpec, hold_out
 from wae_lightning.data.idx import DatasetNotFoundError
-from wae_lightning.data.image_folder import cached_splits
+from wae_lightning.data.image_files import cached_splits
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,7 @@ class CIFAR10DataModule(ImageDataModule):
 
     def load_splits(self) -> dict[str, TensorDataset]:
         training = self.read(self.TRAIN_FILES)
-        if not 0 < self.hparams.val_size < len(training):
-            raise ValueError(
-                f"val_size must be in [1, {len(training) - 1}], got {self.hparams.val_size}: set "
-                "data.val_size"
-            )
+        check_count(self.hparams.val_size, "data.val_size", maximum=len(training) - 1)
         train, val = hold_out(training, self.hparams.val_size, self.hparams.split_seed)
         return {"train": train, "val": val, "test": self.read(["test_batch"])}
 

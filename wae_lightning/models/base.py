@@ -117,6 +117,7 @@ class AutoEncoderModule(L.LightningModule):
             not change.
         architecture: ``"tutorial"`` or ``"paper"`` (the WAE paper's MNIST networks; see
             :mod:`wae_lightning.nets`).
+        kernel_size: side of the stride-2 filters (4; the WAE paper's CelebA networks use 5).
         encoder_pretraining_steps: before the first epoch of a new run, train the encoder alone
             for this many batches to give its codes the prior's mean and covariance (the WAE
             authors' pre-training); 0 skips it.
@@ -143,6 +144,7 @@ class AutoEncoderModule(L.LightningModule):
         channels_last: bool = False,
         compile_mode: str | None = None,
         architecture: str = "tutorial",
+        kernel_size: int = 4,
         encoder_pretraining_steps: int = 0,
     ) -> None:
         super().__init__()
@@ -163,9 +165,9 @@ class AutoEncoderModule(L.LightningModule):
             ignore=["optimizer", "scheduler", "discriminator_optimizer"], logger=False
         )
         self.encoder = Encoder(
-            image_shape, dim_h, n_z * self.encoder_outputs_per_latent, architecture
+            image_shape, dim_h, n_z * self.encoder_outputs_per_latent, architecture, kernel_size
         )
-        self.decoder = Decoder(image_shape, dim_h, n_z, architecture)
+        self.decoder = Decoder(image_shape, dim_h, n_z, architecture, kernel_size)
         self.reconstruction_cost = ReconstructionCost(
             pixels=math.prod(image_shape), **(reconstruction or {})
         )

@@ -1,0 +1,9 @@
+"""Scoring a trained model: ``evaluator.py`` runs the passes and writes the results; one file
+per job: the metrics (``metrics.py``), the mixture sampler (``mixture.py``), t-SNE, PCA and the
+projector (``embeddings.py``), the training curves read from the logs (``curves.py``), and the
+run's figures (``run_figures.py``)."""
+
+from wae_lightning.evaluation.evaluator import Evaluator
+from wae_lightning.evaluation.metrics import METRICS, EvaluationError, metric_names
+
+__all__ = ["METRICS", "EvaluationError", "Evaluator", "metric_names"]

@@ -1,0 +1,292 @@
+"""Evaluate a trained auto-encoder on the test split: metrics, figures, and the data behind them.
+
+What a demanding user compares auto-encoders on, all with fixed seeds, so the same checkpoint
+gives the same numbers:
+
+- reconstruction of the 10,000 test images: per-pixel MSE (the tutorial's measure) and BCE,
+  SSIM and PSNR, the feature classifier's accuracy on the reconstructions, and their FID/KID;
+- generation: FID and KID of 10,000 images decoded from the prior N(0, sigma^2 I) and from a
+  Gaussian mixture fitted to the training codes (a plain AE has no prior of its own), against
+  the test images, in the features of a network trained on the data set (``features.py``), and
+  optionally in a user's own Inception-v3 weights;
+- the latent space: MMD between the test codes and prior samples; the VAE's active units.
+
+The :class:`Evaluator` runs the passes (``metrics.py``, ``mixture.py``, ``embeddings.py``) and
+writes what they give through ``wae_lightning.artifacts``: ``metrics.json`` and the arrays
+behind the figures (``figure_data.npz``), which ``run_figures.py`` draws and the sweep report
+reads back.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from wae_lightning.artifacts import EvaluationRecord, FigureData
+from wae_lightning.checkpoints import describe_entries, non_finite_entries
+from wae_lightning.data import ImageDataModule, to_float_images
+from wae_lightning.evaluation.curves import training_curves
+from wae_lightning.evaluation.embeddings import pca, tsne, write_projector
+from wae_lightning.evaluation.metrics import (
+    DIVERGED_FIX,
+    EvaluationError,
+    FeatureDistances,
+    InceptionDistance,
+    ReconstructionPass,
+    require_finite,
+)
+from wae_lightning.evaluation.mixture import mixture_codes
+from wae_lightning.evaluation.run_figures import draw_run_figures
+from wae_lightning.evaluation.settings import EvaluationSettings
+from wae_lightning.features import FrozenFeatures, load_feature_network
+from wae_lightning.losses import mmd_imq
+from wae_lightning.models import VAE
+from wae_lightning.models.base import AutoEncoderModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluator(EvaluationSettings):
+    """Scores a model and draws its figures, with the settings of :class:`EvaluationSettings`."""
+
+    @property
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def batches(self, tensor: Tensor, what: str) -> Iterator[Tensor]:
+        """Slices of ``batch_size`` along the first dimension, with a progress bar."""
+        starts = range(0, len(tensor), self.batch_size)
+        for start in tqdm(starts, desc=what, disable=not self.progress, leave=False):
+            yield tensor[start : start + self.batch_size]
+
+    def map_batches(
+        self, function: Callable[[Tensor], Tensor], inputs: Tensor, what: str
+    ) -> Tensor:
+        """``function`` applied on the device batch by batch; the results, joined, on the CPU."""
+        return torch.cat(
+            [
+                function(batch.to(self.torch_device)).float().cpu()
+                for batch in self.batches(inputs, what)
+            ]
+        )
+
+    def device_batches(self, images: Tensor, what: str) -> Iterator[Tensor]:
+        """``images`` on the device, batch by batch; uint8 pixels become floats in [0, 1]."""
+        for batch in self.batches(images, what):
+            batch = batch.to(self.torch_device)
+            yield to_float_images(batch) if batch.dtype == torch.uint8 else batch
+
+    # ---- the evaluation ------------------------------------------------------------------------
+    def run(
+        self,
+        model: AutoEncoderModule,
+        datamodule: ImageDataModule,
+        output_dir: str | Path,
+        writer: SummaryWriter | None = None,
+        run_dir: str | Path | None = None,
+        step: int = 0,
+        checkpoint: str | None = None,
+    ) -> EvaluationRecord:
+        """Evaluate ``model`` on ``datamodule``'s test split; write everything to ``output_dir``.
+
+        ``run_dir`` is the training run's folder, whose logs give the training curves;
+        ``writer`` receives the metrics (``eval/...``) and figures at ``step``. Returns the
+        record that is also written to ``output_dir/metrics.json``.
+        """
+        start = time.perf_counter()
+        bad = non_finite_entries(model.state_dict())
+        if bad:
+            raise EvaluationError(
+                f"the weights {describe_entries(bad)} of the {type(model).__name__} hold NaN or "
+                f"infinite values: {DIVERGED_FIX}"
+            )
+        options = {"progress": self.progress, **self.classifier}
+        # first: training the classifier, on the first use, switches gradients back on
+        features, classifier_record = load_feature_network(datamodule, **options)
+        output_dir = Path(output_dir)
+        with torch.no_grad():
+            metrics, data = self.score(
+                model, datamodule, features.to(self.torch_device), writer, step
+            )
+        data.curves = training_curves(Path(run_dir)) if run_dir is not None else {}
+        data.write(output_dir)
+        spec = datamodule.spec
+        draw_run_figures(data, model.display_name, spec, output_dir / "figures", writer, step)
+        record = EvaluationRecord(
+            model=model.display_name,
+            model_class=type(model).__name__,
+            dataset=spec.name,
+            data=spec.record(),
+            test_images=self.test_count(datamodule),
+            generated_images=self.num_generated,
+            parameters=sum(parameter.numel() for parameter in model.parameters()),
+            n_z=model.hparams.n_z,
+            metrics=metrics,
+            feature_classifier=classifier_record,
+            checkpoint=checkpoint,
+            evaluation_seconds=round(time.perf_counter() - start, 1),
+        )
+        record.write(output_dir)
+        if writer is not None:
+            for metric, value in metrics.items():
+                writer.add_scalar(f"eval/{metric}", value, step)
+            writer.flush()
+        log.info("Evaluation written to %s in %.0f s", output_dir, record.evaluation_seconds)
+        return record
+
+    def score(
+        self,
+        model: AutoEncoderModule,
+        datamodule: ImageDataModule,
+        features: FrozenFeatures,
+        writer: SummaryWriter | None,
+        step: int,
+    ) -> tuple[dict[str, float], FigureData]:
+        """The metrics and the figures' data of ``run``, without gradients."""
+        L.seed_everything(self.seed, verbose=False)
+        model = model.eval().to(self.torch_device)
+        datamodule.setup()
+        spec = datamodule.spec
+        test_images, test_labels = datamodule.first("test", self.test_images)
+        train_count = min(len(datamodule.splits["train"]), self.train_images or 10**12)
+        log.info(
+            "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), spec.title
+        )
+        distances = FeatureDistances(
+            features,
+            features.num_features,
+            self.kid_subsets,
+            self.kid_subset_size,
+            self.seed,
+            self.torch_device,
+        )
+        inception = (
+            InceptionDistance(self.inception_weights, self.torch_device)
+            if self.inception_weights
+            else None
+        )
+        reconstruction = ReconstructionPass(
+            model, features, distances, inception, self.torch_device
+        )
+        label_batches = test_labels.split(self.batch_size)
+        for images, labels in zip(
+            self.batches(test_images.to(self.torch_device), "reconstructing the test images"),
+            label_batches,
+            strict=True,
+        ):
+            reconstruction.update(images, labels.to(self.torch_device) if spec.labeled else None)
+        metrics = reconstruction.scores(spec.labeled)
+        reconstructions = torch.cat(reconstruction.reconstructions)
+        test_codes = torch.cat(reconstruction.codes)
+        require_finite(test_codes, "the codes of the test images")
+        metrics |= distances.score(
+            self.device_batches(reconstructions, "features of recon"), "recon"
+        )
+
+        generator = torch.Generator().manual_seed(self.seed)
+        prior_codes = model.sample_prior(self.num_generated, generator).float().cpu()
+        prior_samples = self.map_batches(model.decode, prior_codes, "decoding prior samples")
+        metrics |= distances.score(self.device_batches(prior_samples, "features of prior"), "prior")
+
+        train_batches = datamodule.image_batches("train", self.batch_size, train_count)
+        train_codes = torch.cat(
+            [
+                model.encode(to_float_images(images.to(self.torch_device))).float().cpu()
+                for images in tqdm(
+                    train_batches,
+                    desc="encoding the training images",
+                    total=-(-train_count // self.batch_size),
+                    disable=not self.progress,
+                    leave=False,
+                )
+            ]
+        )
+        mixture_samples = self.map_batches(
+            model.decode,
+            mixture_codes(train_codes, self.mixture_components, self.num_generated, self.seed),
+            "decoding mixture samples",
+        )
+        metrics |= distances.score(self.device_batches(mixture_samples, "features of gmm"), "gmm")
+
+        # its own generator: the same training images for every model of a dataset
+        floor_generator = torch.Generator().manual_seed(self.seed)
+        floor_index = torch.randperm(train_count, generator=floor_generator)
+        floor_images, _ = datamodule.take("train", floor_index[: self.num_generated])
+        floor = distances.score(
+            self.device_batches(floor_images, "features of train images"), "train_images"
+        )
+        metrics["fid_train_images"] = floor["fid_train_images"]
+
+        if inception is not None:
+            for name, samples in (("prior", prior_samples), ("gmm", mixture_samples)):
+                batches = self.device_batches(samples, f"Inception features of {name}")
+                metrics |= inception.score(batches, name)
+
+        count = min(self.mmd_samples, len(test_codes))
+        metrics["latent_mmd"] = float(
+            mmd_imq(test_codes[:count], prior_codes[:count], model.hparams.prior_sigma)
+        )
+        if isinstance(model, VAE):
+            # Burda et al. (2016): a unit is active when its posterior mean varies with the input
+            metrics["active_units"] = float((test_codes.var(0) > 0.01).sum())
+
+        if writer is not None:
+            write_projector(writer, test_codes, test_images, test_labels, spec, step)
+        data = self.figure_data(
+            model,
+            test_images,
+            test_labels,
+            test_codes,
+            reconstructions=reconstructions[: self.num_images].numpy(),
+            prior_samples=prior_samples[: self.num_figure_samples].numpy(),
+            gmm_samples=mixture_samples[: self.num_figure_samples].numpy(),
+        )
+        return metrics, data
+
+    def figure_data(
+        self,
+        model: AutoEncoderModule,
+        images: Tensor,
+        labels: Tensor,
+        codes: Tensor,
+        **generated: np.ndarray,
+    ) -> FigureData:
+        """Arrays behind the figures, the same test images for every model of a sweep;
+        ``generated`` holds the reconstructions and sample sets."""
+        originals = to_float_images(images[: self.num_images])
+        pairs = to_float_images(images[: 2 * self.num_pairs].to(self.torch_device))
+        starts, ends = pairs[: self.num_pairs], pairs[self.num_pairs :]
+        weights = torch.linspace(0, 1, self.interpolation_steps, device=self.torch_device)
+        pixel_path = torch.lerp(
+            starts.unsqueeze(1), ends.unsqueeze(1), weights.view(1, -1, 1, 1, 1)
+        )
+        points = min(self.embedding_points, len(images))
+        pixels = to_float_images(images[:points]).flatten(1).numpy()
+        latent = codes[:points].numpy()
+        log.info("t-SNE of %d test images in pixel space and in latent space", points)
+        return FigureData(
+            originals=originals.numpy(),
+            pixel_interpolations=pixel_path.cpu().numpy(),
+            latent_interpolations=model.interpolate(starts, ends, self.interpolation_steps)
+            .float()
+            .cpu()
+            .numpy(),
+            embedding_labels=labels[:points].numpy(),
+            tsne_pixel=tsne(pixels, self.seed, self.progress),
+            tsne_latent=tsne(latent, self.seed, self.progress),
+            pca_pixel=pca(pixels, self.seed),
+            pca_latent=pca(latent, self.seed),
+            **generated,
+        )

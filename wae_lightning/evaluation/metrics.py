@@ -1,0 +1,225 @@
+"""What an evaluation measures: the metrics' names and directions, and the two passes that
+compute them, reconstruction of the test images and distances between image sets in a feature
+network (FID and KID)."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+# from their modules: torchmetrics.image exports them only beside torch-fidelity, which a custom
+# feature network does not need
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from wae_lightning.data import to_float_images
+from wae_lightning.features import FeatureVectors, FrozenFeatures
+from wae_lightning.models import VAE
+from wae_lightning.models.base import AutoEncoderModule
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    label: str
+    better: str  # "lower", "higher" or "" (no direction)
+
+
+METRICS: dict[str, MetricInfo] = {
+    "recon_mse": MetricInfo("reconstruction MSE per pixel", "lower"),
+    "recon_bce": MetricInfo("reconstruction BCE per pixel", "lower"),
+    "recon_ssim": MetricInfo("reconstruction SSIM", "higher"),
+    "recon_psnr": MetricInfo("reconstruction PSNR (dB)", "higher"),
+    "recon_accuracy": MetricInfo("classifier accuracy on reconstructions", "higher"),
+    "fid_recon": MetricInfo("FID of reconstructions", "lower"),
+    "kid_recon": MetricInfo("KID of reconstructions", "lower"),
+    "fid_prior": MetricInfo("FID of prior samples", "lower"),
+    "kid_prior": MetricInfo("KID of prior samples", "lower"),
+    "fid_gmm": MetricInfo("FID of mixture samples", "lower"),
+    "kid_gmm": MetricInfo("KID of mixture samples", "lower"),
+    "inception_fid_prior": MetricInfo("FID of prior samples, your Inception-v3 weights", "lower"),
+    "inception_fid_gmm": MetricInfo("FID of mixture samples, your Inception-v3 weights", "lower"),
+    "latent_mmd": MetricInfo("MMD^2 of test codes to the prior", "lower"),
+    "active_units": MetricInfo("active latent units (VAE)", ""),
+    "test_accuracy": MetricInfo("classifier accuracy on test images (reference)", ""),
+    "fid_train_images": MetricInfo("FID of training images (reference floor)", ""),
+}
+"""Every metric an evaluation writes (KIDs also with ``_std``), with what makes it better."""
+
+CLASS_METRICS = ("recon_accuracy", "test_accuracy")
+"""Metrics that need classes: left out for unlabeled images rather than faked."""
+
+INCEPTION_METRICS = ("inception_fid_prior", "inception_fid_gmm")
+"""Metrics in the features of a user's own Inception-v3 weights (``evaluation.inception_weights``)."""
+
+
+def metric_names(
+    model: AutoEncoderModule, labeled: bool = True, inception: bool = False
+) -> list[str]:
+    """The metrics an evaluation of ``model`` writes: active units only for the VAE, the
+    classifier's accuracies only for labeled images, the Inception FIDs only with weights."""
+    return [
+        name
+        for name in METRICS
+        if (name != "active_units" or isinstance(model, VAE))
+        and (labeled or name not in CLASS_METRICS)
+        and (inception or name not in INCEPTION_METRICS)
+    ]
+
+
+class EvaluationError(ValueError):
+    """The model cannot be evaluated: its weights or outputs are not finite."""
+
+
+DIVERGED_FIX = (
+    "the model diverged in training; evaluate an earlier checkpoint, or train again with a lower "
+    "learning rate"
+)
+
+
+def require_finite(values: Tensor, what: str, fix: str = DIVERGED_FIX) -> None:
+    """Raise :class:`EvaluationError` when ``values`` hold NaN or infinity.
+
+    scikit-learn and the matrix square root of FID can crash the interpreter on such input
+    (a segmentation fault in LAPACK), so it is refused before them.
+    """
+    if not bool(torch.isfinite(values).all()):
+        raise EvaluationError(f"{what} hold NaN or infinite values: {fix}")
+
+
+class FeatureDistances:
+    """FID and KID of image sets against one real set, in one feature network.
+
+    The real set's features are kept (``reset_real_features=False``) while each generated set
+    is scored in turn. ``kid_subsets`` of ``kid_subset_size`` images are drawn with ``seed``.
+    """
+
+    def __init__(
+        self,
+        features: nn.Module,
+        num_features: int,
+        kid_subsets: int,
+        kid_subset_size: int,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.features = features
+        self.seed = seed
+        vectors = FeatureVectors(num_features)
+        self.fid = FrechetInceptionDistance(vectors, reset_real_features=False).to(device)
+        self.kid = KernelInceptionDistance(
+            vectors, subsets=kid_subsets, subset_size=kid_subset_size, reset_real_features=False
+        ).to(device)
+
+    def add(self, features: Tensor, real: bool, what: str) -> None:
+        require_finite(features, f"the features of the {what}")
+        self.fid.update(features, real=real)
+        self.kid.update(features, real=real)
+
+    def score(self, batches: Iterable[Tensor], name: str) -> dict[str, float]:
+        """FID and KID of the images in ``batches`` (on the metrics' device): ``fid_<name>``,
+        ``kid_<name>``, ``kid_<name>_std``."""
+        for batch in batches:
+            require_finite(batch, f"the {name} images")
+            self.add(self.features(batch), real=False, what=f"{name} images")
+        torch.manual_seed(self.seed)  # KID draws its subsets from the global generator
+        kid_mean, kid_std = self.kid.compute()
+        scores = {
+            f"fid_{name}": float(self.fid.compute()),
+            f"kid_{name}": float(kid_mean),
+            f"kid_{name}_std": float(kid_std),
+        }
+        self.fid.reset()  # keeps the real images' features
+        self.kid.reset()
+        return scores
+
+
+class InceptionDistance:
+    """FID in the 2048-d pool features of an Inception-v3 whose weights the user gives.
+
+    torchmetrics' ``feature_extractor_weights_path`` loads them (torch-fidelity's layout, the
+    weights of the standard FID); images are scaled to 299 x 299 and greyscale is repeated to
+    three channels. Only these numbers are comparable with published FIDs, and only when the
+    weights are the standard ones.
+    """
+
+    def __init__(self, weights_path: str, device: torch.device) -> None:
+        self.fid = FrechetInceptionDistance(
+            feature=2048,
+            normalize=True,
+            reset_real_features=False,
+            feature_extractor_weights_path=weights_path,
+        ).to(device)
+
+    @staticmethod
+    def rgb(images: Tensor) -> Tensor:
+        return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+    def add_real(self, images: Tensor) -> None:
+        self.fid.update(self.rgb(images), real=True)
+
+    def score(self, batches: Iterable[Tensor], name: str) -> dict[str, float]:
+        for batch in batches:
+            self.fid.update(self.rgb(batch), real=False)
+        score = float(self.fid.compute())
+        self.fid.reset()
+        return {f"inception_fid_{name}": score}
+
+
+@dataclass
+class ReconstructionPass:
+    """The test images' reconstruction scores, gathered batch by batch; the test images also
+    become the real set of ``distances`` (and of ``inception``, if given)."""
+
+    model: AutoEncoderModule
+    features: FrozenFeatures
+    distances: FeatureDistances
+    inception: InceptionDistance | None
+    device: torch.device
+
+    def __post_init__(self) -> None:
+        self.mse, self.bce = MeanMetric().to(self.device), MeanMetric().to(self.device)
+        self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(self.device)
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)).to(self.device)
+        self.correct_recon = self.correct_test = self.count = 0
+        self.reconstructions: list[Tensor] = []
+        self.codes: list[Tensor] = []
+
+    def update(self, images: Tensor, labels: Tensor | None) -> None:
+        """``images`` (uint8 on the device) and their ``labels``, or None for unlabeled ones."""
+        images = to_float_images(images)
+        codes = self.model.encode(images)
+        logits = self.model.decoder(codes).float()
+        recon = torch.sigmoid(logits)
+        self.mse.update(F.mse_loss(recon, images, reduction="none").flatten(1).mean(1))
+        self.bce.update(
+            F.binary_cross_entropy_with_logits(logits, images, reduction="none").flatten(1).mean(1)
+        )
+        self.ssim.update(recon, images)
+        self.psnr.update(recon, images)
+        real = self.features(images)
+        self.distances.add(real, real=True, what="test images")
+        if self.inception is not None:
+            self.inception.add_real(images)
+        if labels is not None:
+            self.correct_test += int((self.features.predict(real) == labels).sum())
+            predicted = self.features.predict(self.features(recon))
+            self.correct_recon += int((predicted == labels).sum())
+        self.count += len(images)
+        self.reconstructions.append(recon.cpu())
+        self.codes.append(codes.float().cpu())
+
+    def scores(self, labeled: bool) -> dict[str, float]:
+        scores = {
+            "recon_mse": float(self.mse.compute()),
+            "recon_bce": float(self.bce.compute()),
+            "recon_ssim": float(self.ssim.compute()),
+            "recon_psnr": float(self.psnr.compute()),
+        }
+        if labeled:
+            scores["recon_accuracy"] = self.correct_recon / self.count
+            scores["test_accuracy"] = self.correct_test / self.count
+        return scores

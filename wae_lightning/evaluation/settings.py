@@ -1,0 +1,180 @@
+"""An evaluation's settings, and every check of them that can run before training."""
+
+import importlib.util
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wae_lightning.checks import check_count, check_fraction_or_count
+from wae_lightning.data import ImageDataModule
+from wae_lightning.features import load_feature_network
+
+MINIMUMS = {
+    "num_generated": 2,
+    "num_images": 1,
+    "num_pairs": 1,
+    "interpolation_steps": 2,
+    "num_figure_samples": 1,
+    "mixture_components": 1,
+    "mmd_samples": 2,
+    "embedding_points": 10,
+    "kid_subsets": 1,
+    "kid_subset_size": 2,
+    "batch_size": 1,
+    "test_images": 2,
+    "train_images": 2,
+}
+"""The smallest value each count of :class:`Evaluator` accepts."""
+
+
+def check_classifier_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse feature-classifier settings that would only fail after training."""
+    known = set(inspect.signature(load_feature_network).parameters) - {"datamodule"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown evaluation.classifier setting(s) {unknown}: choose from {sorted(known)}"
+        )
+    for name in ("epochs", "width", "num_features"):
+        if name in settings:
+            check_count(settings[name], f"evaluation.classifier.{name}")
+    check_fraction_or_count(
+        settings.get("limit_batches", 1.0),
+        "evaluation.classifier.limit_batches",
+        "batches",
+        whole=True,
+    )
+    accuracy = settings.get("min_accuracy")
+    if accuracy is not None and (isinstance(accuracy, bool) or not 0 <= accuracy <= 1):
+        raise ValueError(
+            f"min_accuracy must be a test accuracy in [0, 1] or null, got {accuracy!r}: "
+            "set evaluation.classifier.min_accuracy"
+        )
+
+
+def check_inception_weights(path: str) -> None:
+    """Refuse a missing weights file, or a missing torch-fidelity, before training."""
+    if not Path(path).is_file():
+        raise ValueError(
+            f"no Inception-v3 weights file at {path!r}: set evaluation.inception_weights to the "
+            "file (torch-fidelity's weights-pt_inception-2015-12-05 for standard FIDs) or to null"
+        )
+    if importlib.util.find_spec("torch_fidelity") is None:
+        raise ValueError(
+            "evaluation.inception_weights needs torch-fidelity, which torchmetrics uses to build "
+            'Inception-v3: pip install -e ".[inception]"'
+        )
+
+
+@dataclass
+class EvaluationSettings:
+    """What an evaluation computes and on how many images; configured by
+    ``conf/evaluation/default.yaml`` and checked when the config is read, before any training.
+
+    Args:
+        num_generated: images generated per sampler (and training images of the FID floor),
+            compared with the whole test split.
+        num_images: test images in the reconstruction figure (the first ones of the split).
+        num_pairs, interpolation_steps: interpolations between test images i and i + num_pairs.
+        num_figure_samples: images in each sample grid.
+        mixture_components: Gaussian mixture components fitted to the training codes.
+        mmd_samples: test codes (and as many prior samples) in the latent MMD.
+        embedding_points: test images embedded by t-SNE and PCA.
+        kid_subsets, kid_subset_size: KID's random subsets (at most the images compared).
+        batch_size: images per forward pass.
+        test_images: evaluate on the first this many test images; null: all 10,000.
+        train_images: fit the mixture to the codes of the first this many training images;
+            null: all of them. Both are for quick checks: published numbers use every image.
+        seed: seed of every random draw, so one checkpoint always gives the same numbers.
+        device: ``"auto"`` (the GPU when there is one), ``"cpu"`` or ``"cuda"``.
+        progress: show progress bars for the long steps.
+        classifier: keyword arguments of :func:`load_feature_network` (cache_dir, epochs, ...).
+        inception_weights: a file of Inception-v3 weights in torch-fidelity's layout (the
+            standard FID network's): adds ``inception_fid_prior`` and ``inception_fid_gmm``,
+            FIDs in its 2048-d features (needs ``pip install -e ".[inception]"``).
+    """
+
+    num_generated: int = 10_000
+    num_images: int = 10
+    num_pairs: int = 5
+    interpolation_steps: int = 10
+    num_figure_samples: int = 64
+    mixture_components: int = 10
+    mmd_samples: int = 5_000
+    embedding_points: int = 2_000
+    kid_subsets: int = 100
+    kid_subset_size: int = 1_000
+    batch_size: int = 1_000
+    test_images: int | None = None
+    train_images: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    classifier: dict[str, Any] = field(default_factory=dict)
+    inception_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse bad settings when the config is read, before any training."""
+        for name, minimum in MINIMUMS.items():
+            value = getattr(self, name)
+            if value is None and name in ("test_images", "train_images"):
+                continue
+            check_count(value, f"evaluation.{name}", minimum)
+        # KID compares random subsets of kid_subset_size images of each set it is given
+        sets = {"num_generated": self.num_generated}
+        if self.test_images is not None:
+            sets["test_images"] = self.test_images
+        if self.train_images is not None:
+            sets["train_images"] = self.train_images  # the floor's training images
+        for name, count in sets.items():
+            if self.kid_subset_size > count:
+                raise ValueError(
+                    f"kid_subset_size ({self.kid_subset_size}) exceeds {name} ({count}): KID "
+                    f"draws subsets of that size from every set; lower evaluation.kid_subset_size "
+                    f"or raise evaluation.{name}"
+                )
+        if self.test_images is not None and 2 * self.num_pairs > self.test_images:
+            raise ValueError(
+                f"num_pairs ({self.num_pairs}) needs {2 * self.num_pairs} test images, but "
+                f"test_images is {self.test_images}: lower evaluation.num_pairs or raise "
+                "evaluation.test_images"
+            )
+        if self.train_images is not None and self.mixture_components > self.train_images:
+            raise ValueError(
+                f"mixture_components ({self.mixture_components}) exceeds train_images "
+                f"({self.train_images}), whose codes the mixture is fitted to: lower "
+                "evaluation.mixture_components or raise evaluation.train_images"
+            )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(
+                f"device must be auto, cpu or cuda, got {self.device!r}: set evaluation.device"
+            )
+        check_classifier_settings(self.classifier)
+        if self.inception_weights is not None:
+            check_inception_weights(self.inception_weights)
+
+    def test_count(self, datamodule: ImageDataModule) -> int:
+        """The number of test images evaluated."""
+        available = len(datamodule.splits["test"])
+        return min(available, self.test_images or available)
+
+    def check_data(self, datamodule: ImageDataModule) -> None:
+        """Refuse, before training, data this evaluation cannot score."""
+        spec = datamodule.spec
+        datamodule.setup()
+        counts = {split: len(datamodule.splits[split]) for split in ("test", "train")}
+        tested = self.test_count(datamodule)
+        trained = min(counts["train"], self.train_images or counts["train"])
+        for name, count in (("test", tested), ("training", trained)):
+            if self.kid_subset_size > count:
+                raise ValueError(
+                    f"kid_subset_size ({self.kid_subset_size}) exceeds the {count} {name} images "
+                    f"of {spec.title}: lower evaluation.kid_subset_size"
+                )
+        if 2 * self.num_pairs > tested:
+            raise ValueError(
+                f"num_pairs ({self.num_pairs}) needs {2 * self.num_pairs} test images, but "
+                f"{spec.title} has {tested}: lower evaluation.num_pairs"
+            )
