@@ -33,12 +33,15 @@ RESUMABLE = [
 
 class SendSignal(L.Callback):
     """Sends ``signal`` to this very process ``times`` times when the ``at``-th training batch
-    starts."""
+    starts (only in a run of ``model``, a display name, when given)."""
 
-    def __init__(self, at: int, signal: str, times: int = 1) -> None:
+    def __init__(self, at: int, signal: str, times: int = 1, model: str | None = None) -> None:
         self.at, self.signal, self.times, self.batches = at, signal, times, 0
+        self.model = model
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.model is not None and pl_module.display_name != self.model:
+            return
         self.batches += 1
         if self.batches == self.at:
             for _ in range(self.times):

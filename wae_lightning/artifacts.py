@@ -51,9 +51,13 @@ class TrainingRecord:
     status: str = "started"
     """started, fitted, tested, completed, interrupted (by a signal) or failed."""
     metrics: dict[str, float] = field(default_factory=dict)
+    overrides: list[str] | None = None
+    """The job's command-line settings (``resume.job_overrides``): what makes it this job."""
     epochs: int | None = None
     global_step: int | None = None
     fit_seconds: float | None = None
+    fit_started_at: float | None = None
+    """Unix time at which the fit began."""
     best_checkpoint: str | None = None
     tested_checkpoint: str | None = None
     error: str | None = None

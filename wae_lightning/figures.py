@@ -100,6 +100,49 @@ def curves(series: Mapping[str, Mapping[str, Sequence[float]]], title: str = "")
     return figure
 
 
+def _axis(values: Sequence[str]) -> tuple[np.ndarray, list[str] | None]:
+    """Numbers as they are; words (a choice) as positions, with their labels."""
+    try:
+        return np.asarray([float(v) for v in values], dtype=float), None
+    except (TypeError, ValueError):
+        labels = sorted(set(map(str, values)))
+        return np.asarray([labels.index(str(v)) for v in values], dtype=float), labels
+
+
+def parameter_scatter(
+    panels: Mapping[str, tuple[Sequence[str], Sequence[float]]],
+    objective: str,
+    highlight: Sequence[bool],
+) -> Figure:
+    """One panel per setting: the objective of each trial against the setting's value (written
+    as on the command line); the highlighted trials circled. Positive numbers that span more
+    than a factor of 10 are drawn on a log axis."""
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False, sharey=True
+    )
+    for axis, (name, (values, objectives)) in zip(axes[0], panels.items(), strict=True):
+        positions, labels = _axis(values)
+        axis.scatter(positions, objectives, s=18)
+        marked = [i for i, flag in enumerate(highlight) if flag]
+        if marked:
+            axis.scatter(
+                positions[marked],
+                np.asarray(objectives)[marked],
+                s=90,
+                facecolors="none",
+                edgecolors="red",
+            )
+        if labels is not None:
+            axis.set_xticks(range(len(labels)))
+            axis.set_xticklabels(labels)
+        elif len(positions) and positions.min() > 0 and positions.max() > 10 * positions.min():
+            axis.set_xscale("log")
+        axis.set_xlabel(name)
+    axes[0][0].set_ylabel(objective)
+    figure.tight_layout()
+    return figure
+
+
 def save_figure(
     figure: Figure, path: Path, writer: SummaryWriter | None = None, tag: str = "", step: int = 0
 ) -> Path:

@@ -42,6 +42,7 @@ from wae_lightning.artifacts import (
 from wae_lightning.data import ImageSpec
 from wae_lightning.evaluation.metrics import INCEPTION_METRICS, METRICS
 from wae_lightning.features import describe_feature_network
+from wae_lightning.search import SearchResult, objective_panels, read_search
 
 log = logging.getLogger(__name__)
 
@@ -151,18 +152,18 @@ def overrides_of(directory: Path) -> list[str]:
     return [str(item) for item in OmegaConf.load(record)] if record.is_file() else []
 
 
-def find_runs(paths: Sequence[str | Path], unfinished: int = 0) -> list[Run]:
+def find_runs(paths: Sequence[str | Path], allow_none: bool = False) -> list[Run]:
     """Every evaluated run at or below ``paths``, in model order within each dataset.
 
-    With no evaluated run, an error explains what to do, unless ``unfinished`` jobs (failed or
-    interrupted) are there to report.
+    With no evaluated run, an error explains what to do, unless ``allow_none`` (there are
+    unfinished jobs, or a search, to report).
     """
     evaluation_files: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             raise ReportError(f"{str(path)!r} is not a directory: give a sweep's or a run's folder")
         evaluation_files += sorted(path.glob(f"**/{EVALUATION_DIR}/{METRICS_FILE}"))
-    if not evaluation_files and unfinished:
+    if not evaluation_files and allow_none:
         return []
     if not evaluation_files:
         trained = [
@@ -410,6 +411,30 @@ def unfinished_table(jobs: list[UnfinishedJob]) -> Table:
     return table
 
 
+def search_table(search: SearchResult) -> Table:
+    """The search's objective, its best value and settings, and the best trial's metrics."""
+    table = Table(["", "best trial"])
+    best = search.best_trial
+    completed = sum(t.objective is not None for t in search.trials)
+    rows = [
+        ("objective", search.objective),
+        ("best value", format_value(search.best_value)),
+        (
+            "trials",
+            f"{len(search.trials)} ({completed} completed, {len(search.trials) - completed} failed or unfinished)",
+        ),
+        *((f"setting {name}", str(value)) for name, value in search.best_params.items()),
+        ("folder", best.directory.name if best is not None else "–"),
+    ]
+    record = TrainingRecord.read(best.directory) if best is not None else None
+    if record is not None:
+        rows += [(name, format_value(value)) for name, value in record.metrics.items()]
+    for label, value in rows:
+        table.rows.append([label, value])
+        table.best.append(set())
+    return table
+
+
 def write_report(
     runs: list[Run],
     output_dir: str | Path,
@@ -431,6 +456,28 @@ def write_report(
         table = unfinished_table(list(unfinished))
         markdown += [f"## {heading}", "", markdown_table(table), ""]
         body += [f"<h2>{html.escape(heading)}</h2>", html_table(table)]
+    for source in sources:
+        search = read_search(Path(source))
+        if search is not None:
+            heading, table, path = "Hyper-parameter search", search_table(search), None
+            path = figures.save_figure(objective_panels(search), figure_dir / "search.png")
+            caption = f"{search.objective} of each completed trial against each searched setting (the best circled)"
+            relative = path.relative_to(output_dir).as_posix()
+            markdown += [
+                f"## {heading}",
+                "",
+                markdown_table(table),
+                "",
+                f"![{caption}]({relative})",
+                "",
+            ]
+            encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+            body += [
+                f"<h2>{heading}</h2>",
+                html_table(table),
+                f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>",
+            ]
     datasets = list(dict.fromkeys(run.dataset for run in runs))
     for dataset in datasets:
         chosen = [run for run in runs if run.dataset == dataset]
@@ -503,7 +550,8 @@ def report(paths: Sequence[str | Path], output_dir: str | Path | None = None) ->
             )
         output_dir = Path(paths[0]) / REPORT_DIR
     unfinished = find_unfinished(paths)
-    runs = find_runs(paths, len(unfinished))
+    searched = any(read_search(Path(path)) is not None for path in paths)
+    runs = find_runs(paths, allow_none=bool(unfinished) or searched)
     html_file = write_report(runs, output_dir, paths, unfinished)
     log.info("Report of %d run(s): %s", len(runs), html_file)
     for job in unfinished:

@@ -17,7 +17,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -31,9 +30,12 @@ from wae_lightning.checkpoints import (
     check_checkpoint_matches,
 )
 from wae_lightning.evaluation import Evaluator, metric_names
+from wae_lightning.launching import register_resolvers, share_the_machine
 from wae_lightning.models.base import AutoEncoderModule
+from wae_lightning.resume import job_overrides, previous_run, set_aside_failed_attempt
 
 log = logging.getLogger(__name__)
+register_resolvers()  # before Hydra composes a config that uses them
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -71,6 +73,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
     SIGINT or SIGTERM: with the checkpoint and the command that resume the run, and the process
     exits with 130 or 143); or ``failed`` (with the error, which is raised again).
     """
+    output_dir = Path(cfg.paths.output_dir)
+    overrides = job_overrides()
+    if cfg.get("resume", True) and cfg.ckpt_path is None:
+        previous = previous_run(output_dir, overrides)
+        if previous.action == "skip":
+            log.info(
+                "%s already holds a completed run: skipped (resume=false trains again)", output_dir
+            )
+            return previous.record.metrics
+        if previous.action == "resume":
+            log.info(
+                "Resuming the %s run in %s from %s",
+                previous.record.status,
+                output_dir,
+                previous.checkpoint,
+            )
+            cfg.ckpt_path = str(previous.checkpoint)
+        elif previous.action == "rerun":
+            log.info(
+                "The run in %s %s: training it again from the start",
+                output_dir,
+                previous.record.status,
+            )
+            set_aside_failed_attempt(output_dir)
+    share_the_machine(cfg)
     L.seed_everything(cfg.seed, workers=True)
     evaluator: Evaluator | None = (
         instantiate(cfg.evaluation, _convert_="all") if cfg.evaluate else None
@@ -82,7 +109,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_run_settings(cfg, model, datamodule.spec.labeled)
     if evaluator is not None:
         evaluator.check_data(datamodule)
-    output_dir = Path(cfg.paths.output_dir)
     if cfg.ckpt_path is not None:
         check_checkpoint_matches(cfg.ckpt_path, model)
         warn_if_resumed_elsewhere(Path(cfg.ckpt_path), output_dir)
@@ -94,7 +120,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks=[*instantiate_group(cfg.get("callbacks")), stopper],
         logger=loggers or False,
     )
-    run = RunStages(cfg, trainer, model, datamodule, evaluator, loggers, stopper)
+    run = RunStages(cfg, trainer, model, datamodule, evaluator, loggers, stopper, overrides)
     with stopper.installed():
         try:
             metrics = run.all()
@@ -121,10 +147,13 @@ class RunStages:
     evaluator: Evaluator | None
     loggers: list[Logger]
     stopper: SignalStop
+    overrides: list[str] = field(default_factory=list)
     summary: TrainingRecord = field(init=False)
 
     def __post_init__(self) -> None:
-        self.summary = TrainingRecord(type(self.model).__name__, self.datamodule.spec.name)
+        self.summary = TrainingRecord(
+            type(self.model).__name__, self.datamodule.spec.name, overrides=self.overrides
+        )
 
     @property
     def output_dir(self) -> Path:
@@ -138,6 +167,7 @@ class RunStages:
 
     def all(self) -> dict[str, float]:
         """Every configured stage; returns every metric."""
+        self.record("started")
         checkpoint = self.fit() if self.cfg.train else self.cfg.ckpt_path
         if self.cfg.test:
             self.test(checkpoint)
@@ -150,6 +180,7 @@ class RunStages:
         """Train; returns the checkpoint to test: the best one, or None for the final weights."""
         trainer = self.trainer
         start = time.perf_counter()
+        self.summary.fit_started_at = time.time()
         trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=self.cfg.ckpt_path)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         self.summary.metrics = {
@@ -210,19 +241,10 @@ class RunStages:
 
 def resume_command(checkpoint: Path, output_dir: Path) -> str:
     """This run's command line, resuming ``checkpoint`` in the run's own folder."""
-    overrides = (
-        [
-            override
-            for override in HydraConfig.get().overrides.task
-            if not override.startswith(("ckpt_path=", "hydra.run.dir="))
-        ]
-        if HydraConfig.initialized()
-        else []
-    )
     return " ".join(
         [
             "python -m wae_lightning.train",
-            *map(shlex.quote, overrides),
+            *map(shlex.quote, job_overrides()),
             shlex.quote(f"ckpt_path={checkpoint}"),
             shlex.quote(f"hydra.run.dir={output_dir}"),
         ]

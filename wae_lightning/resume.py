@@ -1,0 +1,96 @@
+"""What to do when a job's folder already holds a run: the same sweep command, run again with the
+same ``hydra.sweep.dir``, continues where it stopped.
+
+- a completed run is skipped, and its recorded metrics are returned (so a sweeper still gets
+  its objective);
+- an interrupted run, or one killed outright, resumes from its newest checkpoint
+  (``interrupted.ckpt`` or ``last.ckpt``);
+- a failed run is trained again from the start; the failed attempt's checkpoints and logs are
+  set aside beside it (``<name>.failed-<time>``), never deleted.
+
+A folder whose run was made with other overrides (another sweep's job ``0``) is refused: its
+checkpoints belong to other settings.
+"""
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from wae_lightning.artifacts import TrainingRecord
+from wae_lightning.checkpoints import INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_FOLDERS = ("checkpoints", "tensorboard", "csv", "evaluation")
+"""What a failed attempt leaves that a new attempt would mix with its own."""
+
+
+class ForeignRunError(ValueError):
+    """The job's folder holds a run made with other settings."""
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """``action``: ``new`` (nothing there), ``skip``, ``resume`` (from ``checkpoint``) or
+    ``rerun`` (from the start)."""
+
+    action: str
+    record: TrainingRecord | None = None
+    checkpoint: Path | None = None
+
+
+def job_overrides() -> list[str]:
+    """This job's settings on the command line (or from its sweep), without where it runs or
+    what it resumes: what makes two runs the same job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return [
+        override
+        for override in HydraConfig.get().overrides.task
+        if not override.startswith(("ckpt_path=", "resume=", "hydra.", "+hydra."))
+    ]
+
+
+def newest_checkpoint(output_dir: Path) -> Path | None:
+    candidates = [
+        output_dir / "checkpoints" / name for name in (INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT)
+    ]
+    existing = [path for path in candidates if path.is_file()]
+    return max(existing, key=lambda path: path.stat().st_mtime) if existing else None
+
+
+def previous_run(output_dir: Path, overrides: list[str]) -> PreviousRun:
+    """What the run recorded in ``output_dir`` asks of a job with these ``overrides``."""
+    record = TrainingRecord.read(output_dir)
+    if record is None:
+        return PreviousRun("new")
+    if record.overrides is not None and sorted(record.overrides) != sorted(overrides):
+        raise ForeignRunError(
+            f"{output_dir} holds a run made with other overrides ({' '.join(record.overrides)}), "
+            f"not this job's ({' '.join(overrides)}): give the sweep a new hydra.sweep.dir, or "
+            "set resume=false to train over it"
+        )
+    if record.status == "completed":
+        return PreviousRun("skip", record)
+    if record.status == "failed":
+        return PreviousRun("rerun", record)
+    checkpoint = newest_checkpoint(output_dir)
+    return PreviousRun("resume", record, checkpoint) if checkpoint else PreviousRun("rerun", record)
+
+
+def set_aside_failed_attempt(output_dir: Path) -> None:
+    """Rename the failed attempt's checkpoints and logs, so the new attempt starts clean (in
+    the first process only: the tasks of a multi-node job share the folder)."""
+    if int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0"))) != 0:
+        return
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    for name in ATTEMPT_FOLDERS:
+        folder = output_dir / name
+        if folder.exists():
+            target = output_dir / f"{name}.failed-{stamp}"
+            folder.rename(target)
+            log.info("The failed attempt's %s/ is kept as %s", name, target.name)
