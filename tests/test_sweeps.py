@@ -83,40 +83,99 @@ def test_a_parallel_sweep_runs_its_jobs_at_once_each_in_its_folder(tmp_path):
 @pytest.mark.slow
 def test_the_slurm_code_path_runs_a_sweep_through_submitit(tmp_path):
     sweep_dir = tmp_path / "submitit"
-    sweep(sweep_dir, "launcher=submitit_local", "model=ae", "evaluate=false")
-    (run,) = records(sweep_dir).values()
-    assert run.status == "completed" and run.metrics["test/recon_mse"] > 0
-    assert list((sweep_dir / ".submitit").iterdir())  # submitit's own job folder
+    sweep(sweep_dir, "launcher=submitit_local", "model=ae,vae", "evaluate=true")
+    runs = records(sweep_dir)
+    assert sorted(runs) == ["0_ae_mnist", "1_vae_mnist"]
+    assert all(run.status == "completed" for run in runs.values())
+    assert list((sweep_dir / ".submitit").iterdir())  # submitit's own job folders
+    assert "| AE | VAE |" in (sweep_dir / "report" / "report.md").read_text()
+
+
+def test_the_slurm_submission_script_carries_the_cluster_settings(tmp_path):
+    """What submitit would hand to sbatch, built as the launcher builds it, without a cluster."""
+    import inspect
+
+    from omegaconf import OmegaConf
+    from submitit.slurm import slurm
+
+    from tests.conftest import compose_config
+
+    cfg = compose_config(
+        [
+            "launcher=slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.gpus_per_node=4",
+            "hydra.launcher.nodes=2",
+            "hydra.launcher.timeout_min=90",
+            "hydra.launcher.name=wae",
+        ],
+        tmp_path,
+    )
+    settings = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert settings["tasks_per_node"] == 4  # one task per GPU
+    names = slurm.SlurmExecutor._equivalence_dict()  # submitit's generic names -> sbatch's
+    accepted = set(inspect.signature(slurm._make_sbatch_string).parameters)
+    options = {names.get(key, key): value for key, value in settings.items() if value is not None}
+    options["mem"] = f"{options['mem']}GB"
+    options = {key: value for key, value in options.items() if key in accepted and key != "folder"}
+    script = slurm._make_sbatch_string("python -m wae_lightning.train", tmp_path, **options)
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --nodes=2",
+        "#SBATCH --time=90",
+        "#SBATCH --mem=32GB",
+        "#SBATCH --cpus-per-task=8",
+    ):
+        assert line in script, script
+    assert cfg.trainer.devices == 4 and cfg.trainer.num_nodes == 2
 
 
 @pytest.mark.slow
-def test_a_sweep_run_again_skips_finished_jobs_and_resumes_interrupted_ones(tmp_path):
+@pytest.mark.parametrize("launcher", ["basic", "parallel"])
+def test_a_sweep_run_again_skips_finished_jobs_and_resumes_interrupted_ones(launcher, tmp_path):
     sweep_dir = tmp_path / "resumable"
     command = (
         "model=ae,vae,wae_mmd",
         "trainer.max_epochs=3",
         "trainer.limit_train_batches=5",
         "evaluate=false",
-        # the VAE's run is stopped at its 8th batch, as by Ctrl-C; the sweep process ends there
+        # the VAE's run is stopped at its 8th batch, as by Ctrl-C
         "+callbacks.signal._target_=tests.test_resume.SendSignal",
         "+callbacks.signal.at=8",
         "+callbacks.signal.signal=SIGINT",
         "+callbacks.signal.model=VAE",
+        *(["launcher=parallel", "hydra.launcher.n_jobs=2"] if launcher == "parallel" else []),
     )
     first = sweep(sweep_dir, *command, check=False)
-    assert first.returncode == 130, first.stderr[-3000:]
-    runs = records(sweep_dir)
-    assert [runs[job].status for job in sorted(runs)] == ["completed", "interrupted"]
-    finished = (sweep_dir / "0_ae_mnist" / "metrics.json").read_text()
+    assert first.returncode != 0
+    statuses = {job: run.status for job, run in records(sweep_dir).items()}
+    assert statuses["1_vae_mnist"] == "interrupted", statuses
+    if launcher == "basic":  # one job after another: the sweep process ends with the VAE's
+        assert first.returncode == 130 and statuses == {
+            "0_ae_mnist": "completed",
+            "1_vae_mnist": "interrupted",
+        }
+    finished = {
+        job: (sweep_dir / job / "metrics.json").read_text()
+        for job, status in statuses.items()
+        if status == "completed"
+    }
+    assert finished  # at least the AE's job finished before the stop
 
     sweep(sweep_dir, *command)  # the same command again
     runs = records(sweep_dir)
-    assert [runs[job].status for job in sorted(runs)] == ["completed"] * 3
-    assert (sweep_dir / "0_ae_mnist" / "metrics.json").read_text() == finished  # skipped
-    assert (
-        "already holds a completed run: skipped"
-        in (sweep_dir / "0_ae_mnist" / "train.log").read_text()
-    )
+    assert {job: run.status for job, run in runs.items()} == {
+        "0_ae_mnist": "completed",
+        "1_vae_mnist": "completed",
+        "2_wae_mmd_mnist": "completed",
+    }
+    for job, record in finished.items():  # skipped, untouched
+        assert (sweep_dir / job / "metrics.json").read_text() == record
+        assert (
+            "already holds a completed run: skipped" in (sweep_dir / job / "train.log").read_text()
+        )
     resumed = (sweep_dir / "1_vae_mnist" / "train.log").read_text()
     assert "Resuming the interrupted run" in resumed and "interrupted.ckpt" in resumed
     assert runs["1_vae_mnist"].global_step == 15  # 3 epochs of 5 batches, none twice
@@ -155,50 +214,68 @@ defaults:
 optimized_metric: test/recon_mse
 hydra:
   sweeper:
-    # seed 0 draws the diverging rate first, then the good one (Optuna 2.10)
-    sampler:
-      seed: 0
     direction: minimize
     study_name: tiny
-    n_trials: 2
+    n_trials: 3
     n_jobs: 1
     max_failure_rate: 1.0
+    # seed 0 draws the diverging rate first, then the good one, then the diverging one (Optuna 2.10)
+    sampler:
+      seed: 0
     params:
       model.optimizer.lr: choice(0.001, 1000000.0)
 """
 
 
-@pytest.mark.slow
-def test_a_search_survives_a_diverging_trial_and_reports_the_best(tmp_path):
+def search(tmp_path: Path, name: str, *overrides: str) -> Path:
     searches = tmp_path / "configs" / "hparams_search"
-    searches.mkdir(parents=True)
+    searches.mkdir(parents=True, exist_ok=True)
     (searches / "tiny.yaml").write_text(SEARCH)
-    sweep_dir = tmp_path / "search"
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    sweep_dir = tmp_path / name
     sweep(
         sweep_dir,
         f"hydra.searchpath=[file://{tmp_path / 'configs'}]",
         "hparams_search=tiny",
-        f"hydra.sweeper.storage={storage}",
         "model=vae",
         "evaluate=false",
         "callbacks.divergence_guard.check_every_n_steps=1",
+        *overrides,
     )
+    return sweep_dir
+
+
+@pytest.mark.slow
+def test_a_search_survives_a_diverging_trial_and_reports_the_best(tmp_path):
+    sweep_dir = search(tmp_path, "in_memory")
     results = (sweep_dir / "optimization_results.yaml").read_text()
     assert "model.optimizer.lr: 0.001" in results
     runs = records(sweep_dir)
-    assert sorted(run.status for run in runs.values()) == ["completed", "failed"]
+    statuses = [run.status for run in runs.values()]
+    assert len(statuses) == 3 and {"completed", "failed"} <= set(statuses), statuses
     report = (sweep_dir / "report" / "report.md").read_text()
     assert "## Hyper-parameter search" in report and "| objective | test/recon_mse |" in report
     assert "| setting model.optimizer.lr | 0.001 |" in report
+    best = min(
+        (r for r in runs.items() if r[1].status == "completed"),
+        key=lambda r: r[1].metrics["test/recon_mse"],
+    )
+    assert f"| folder | {best[0]} |" in report  # the best trial, named
     assert "TrainingDiverged" in report  # the failed trial, with its error
     assert (sweep_dir / "report" / "figures" / "search.png").is_file()
 
+
+@pytest.mark.slow
+def test_a_search_kept_in_sqlite_continues_where_it_stopped(tmp_path):
     import optuna
 
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search(tmp_path, "first", f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=2")
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 2
+    # run again (a new sweep folder), for the one trial left of 3
+    search(tmp_path, "again", f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=1")
     study = optuna.load_study(study_name="tiny", storage=storage)
-    states = sorted(trial.state.name for trial in study.trials)
-    assert states == ["COMPLETE", "FAIL"]  # the study, kept in SQLite, can be continued
+    assert [trial.number for trial in study.trials] == [0, 1, 2]
+    assert study.best_trial.params == {"model.optimizer.lr": 0.001}
 
 
 def test_the_launcher_and_search_presets_compose(tmp_path):
