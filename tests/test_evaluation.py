@@ -240,6 +240,53 @@ def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
     assert (tmp_path / "fashion" / "figures" / "tsne.png").is_file()
 
 
+def test_the_data_sets_side_of_fid_is_cached_and_gives_the_same_numbers(
+    evaluated_run, classifier_cache, tmp_path, caplog
+):
+    """The test images' features, the classifier's accuracy on them and the FID floor are
+    computed once per data set and settings; read back, they give the same metrics."""
+    output_dir, _ = evaluated_run
+    first = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
+    checkpoint = Path(first["checkpoint"])
+    caplog.set_level("INFO")
+    cached = evaluate(evaluate_config(checkpoint, tmp_path / "cached", classifier_cache))
+    assert "Test-image features and the FID floor read from" in caplog.text
+    references = list(Path(first["feature_classifier"]["file"]).parent.glob("*_reference_*.pt"))
+    assert references
+    for reference in references:
+        reference.unlink()
+    caplog.clear()
+    computed = evaluate(evaluate_config(checkpoint, tmp_path / "computed", classifier_cache))
+    assert "read from" not in caplog.text
+    assert cached.metrics == computed.metrics == first["metrics"]
+    # another test-image count is another reference
+    fewer = evaluate(
+        evaluate_config(
+            checkpoint, tmp_path / "fewer", classifier_cache, "evaluation.test_images=300"
+        )
+    )
+    assert fewer.metrics["fid_train_images"] != first["metrics"]["fid_train_images"]
+
+
+def test_the_mixture_is_fitted_to_a_seeded_subset_of_the_training_codes(
+    evaluated_run, classifier_cache, tmp_path
+):
+    output_dir, _ = evaluated_run
+    first = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
+    checkpoint = Path(first["checkpoint"])
+    runs = [
+        evaluate(evaluate_config(checkpoint, tmp_path / name, classifier_cache, *overrides))
+        for name, overrides in (
+            ("subset", ["evaluation.mixture_fit_images=200"]),
+            ("again", ["evaluation.mixture_fit_images=200"]),
+            ("all", ["evaluation.mixture_fit_images=null"]),
+        )
+    ]
+    assert runs[0].metrics == runs[1].metrics  # seeded
+    assert runs[0].metrics["fid_gmm"] != runs[2].metrics["fid_gmm"]
+    assert runs[2].metrics == first["metrics"]  # 400 training images < the default 10,000
+
+
 def test_the_reference_floor_is_the_same_for_models_of_any_latent_size(
     tiny_config, classifier_cache, tmp_path
 ):
@@ -278,6 +325,10 @@ def test_bad_evaluation_settings_are_refused_before_training(tiny_config, tmp_pa
         ("evaluation.train_images=50", r"kid_subset_size \(100\) exceeds train_images \(50\)"),
         ("evaluation.num_pairs=300", r"num_pairs \(300\) needs 600 test images"),
         ("evaluation.mixture_components=500", r"mixture_components \(500\) exceeds train_images"),
+        (
+            "evaluation.mixture_fit_images=5",
+            r"mixture_components \(10\) exceeds mixture_fit_images",
+        ),
         ("evaluation.classifier.min_accuracy=2", "min_accuracy must be a test accuracy in"),
         ("evaluation.classifier.epochs=0", "epochs must be an integer >= 1"),
         ("evaluation.classifier.limit_batches=1.5", "limit_batches must be a fraction"),

@@ -129,13 +129,15 @@ class FrozenFeatures(nn.Module):
         self.num_features: int = classifier.hparams.num_features
         self.requires_grad_(False)
         self.train(False)
+        # channels-last: the CPU's max pooling and convolutions run about 2x faster on it
+        self.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> "FrozenFeatures":
         return super().train(False)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        return self.features(images.float())
+        return self.features(images.float().contiguous(memory_format=torch.channels_last))
 
     @torch.no_grad()
     def predict(self, features: Tensor) -> Tensor:

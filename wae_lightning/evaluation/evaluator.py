@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -44,6 +45,12 @@ from wae_lightning.evaluation.metrics import (
     require_finite,
 )
 from wae_lightning.evaluation.mixture import mixture_codes
+from wae_lightning.evaluation.reference import (
+    Reference,
+    load_reference,
+    reference_file,
+    save_reference,
+)
 from wae_lightning.evaluation.run_figures import draw_run_figures
 from wae_lightning.evaluation.settings import EvaluationSettings
 from wae_lightning.features import FrozenFeatures, load_feature_network
@@ -118,7 +125,7 @@ class Evaluator(EvaluationSettings):
         output_dir = Path(output_dir)
         with torch.no_grad():
             metrics, data = self.score(
-                model, datamodule, features.to(self.torch_device), writer, step
+                model, datamodule, features.to(self.torch_device), classifier_record, writer, step
             )
         data.curves = training_curves(Path(run_dir)) if run_dir is not None else {}
         data.write(output_dir)
@@ -151,6 +158,7 @@ class Evaluator(EvaluationSettings):
         model: AutoEncoderModule,
         datamodule: ImageDataModule,
         features: FrozenFeatures,
+        classifier_record: dict[str, Any],
         writer: SummaryWriter | None,
         step: int,
     ) -> tuple[dict[str, float], FigureData]:
@@ -172,14 +180,17 @@ class Evaluator(EvaluationSettings):
             self.seed,
             self.torch_device,
         )
+        reference = self.reference(
+            datamodule, features, classifier_record, test_images, test_labels, train_count
+        )
+        for real in reference.test_features.split(self.batch_size):
+            distances.add(real.to(self.torch_device), real=True, what="test images")
         inception = (
             InceptionDistance(self.inception_weights, self.torch_device)
             if self.inception_weights
             else None
         )
-        reconstruction = ReconstructionPass(
-            model, features, distances, inception, self.torch_device
-        )
+        reconstruction = ReconstructionPass(model, features, inception, self.torch_device)
         label_batches = test_labels.split(self.batch_size)
         for images, labels in zip(
             self.batches(test_images.to(self.torch_device), "reconstructing the test images"),
@@ -188,46 +199,26 @@ class Evaluator(EvaluationSettings):
         ):
             reconstruction.update(images, labels.to(self.torch_device) if spec.labeled else None)
         metrics = reconstruction.scores(spec.labeled)
+        if reference.test_accuracy is not None:
+            metrics["test_accuracy"] = reference.test_accuracy
         reconstructions = torch.cat(reconstruction.reconstructions)
         test_codes = torch.cat(reconstruction.codes)
         require_finite(test_codes, "the codes of the test images")
-        metrics |= distances.score(
-            self.device_batches(reconstructions, "features of recon"), "recon"
-        )
+        metrics |= distances.score_features(reconstruction.recon_features, "recon")
 
         generator = torch.Generator().manual_seed(self.seed)
         prior_codes = model.sample_prior(self.num_generated, generator).float().cpu()
         prior_samples = self.map_batches(model.decode, prior_codes, "decoding prior samples")
         metrics |= distances.score(self.device_batches(prior_samples, "features of prior"), "prior")
 
-        train_batches = datamodule.image_batches("train", self.batch_size, train_count)
-        train_codes = torch.cat(
-            [
-                model.encode(to_float_images(images.to(self.torch_device))).float().cpu()
-                for images in tqdm(
-                    train_batches,
-                    desc="encoding the training images",
-                    total=-(-train_count // self.batch_size),
-                    disable=not self.progress,
-                    leave=False,
-                )
-            ]
-        )
+        train_codes = self.training_codes(model, datamodule, train_count)
         mixture_samples = self.map_batches(
             model.decode,
             mixture_codes(train_codes, self.mixture_components, self.num_generated, self.seed),
             "decoding mixture samples",
         )
         metrics |= distances.score(self.device_batches(mixture_samples, "features of gmm"), "gmm")
-
-        # its own generator: the same training images for every model of a dataset
-        floor_generator = torch.Generator().manual_seed(self.seed)
-        floor_index = torch.randperm(train_count, generator=floor_generator)
-        floor_images, _ = datamodule.take("train", floor_index[: self.num_generated])
-        floor = distances.score(
-            self.device_batches(floor_images, "features of train images"), "train_images"
-        )
-        metrics["fid_train_images"] = floor["fid_train_images"]
+        metrics["fid_train_images"] = reference.fid_train_images
 
         if inception is not None:
             for name, samples in (("prior", prior_samples), ("gmm", mixture_samples)):
@@ -254,6 +245,97 @@ class Evaluator(EvaluationSettings):
             gmm_samples=mixture_samples[: self.num_figure_samples].numpy(),
         )
         return metrics, data
+
+    def reference(
+        self,
+        datamodule: ImageDataModule,
+        features: FrozenFeatures,
+        classifier_record: dict[str, Any],
+        test_images: Tensor,
+        test_labels: Tensor,
+        train_count: int,
+    ) -> Reference:
+        """The test images' features, the classifier's accuracy on them and the FID floor:
+        read from the cache beside the classifier, or computed and cached."""
+        path = reference_file(
+            classifier_record["file"],
+            {
+                "classifier": classifier_record,
+                "data": datamodule.spec.record(),
+                "data_settings": dict(datamodule.hparams),
+                "test_images": len(test_images),
+                "train_images": train_count,
+                "num_generated": self.num_generated,
+                "batch_size": self.batch_size,
+                "seed": self.seed,
+                "device": self.torch_device.type,
+            },
+        )
+        reference = load_reference(path)
+        if reference is not None:
+            return reference
+        real, correct = [], 0
+        for images, labels in zip(
+            self.device_batches(test_images, "features of the test images"),
+            test_labels.split(self.batch_size),
+            strict=True,
+        ):
+            batch = features(images)
+            real.append(batch)
+            correct += int((features.predict(batch).cpu() == labels).sum())
+        floor = FeatureDistances(
+            features,
+            features.num_features,
+            self.kid_subsets,
+            self.kid_subset_size,
+            self.seed,
+            self.torch_device,
+        )
+        for batch in real:
+            floor.add(batch, real=True, what="test images")
+        # its own generator: the same training images for every model of a dataset
+        floor_index = torch.randperm(
+            train_count, generator=torch.Generator().manual_seed(self.seed)
+        )
+        floor_images, _ = datamodule.take("train", floor_index[: self.num_generated])
+        scores = floor.score(
+            self.device_batches(floor_images, "features of training images"), "train_images"
+        )
+        reference = Reference(
+            torch.cat(real).cpu(),
+            correct / len(test_images) if datamodule.spec.labeled else None,
+            scores["fid_train_images"],
+        )
+        save_reference(path, reference)
+        return reference
+
+    def training_codes(
+        self, model: AutoEncoderModule, datamodule: ImageDataModule, train_count: int
+    ) -> Tensor:
+        """Codes of the training images the mixture is fitted to: a seeded random subset of
+        ``mixture_fit_images`` of them, or all when it is null."""
+        if self.mixture_fit_images is not None and self.mixture_fit_images < train_count:
+            generator = torch.Generator().manual_seed(self.seed)
+            chosen = torch.randperm(train_count, generator=generator)[: self.mixture_fit_images]
+            images, _ = datamodule.take("train", chosen.sort().values)
+            return self.map_batches(
+                lambda batch: model.encode(to_float_images(batch)),
+                images,
+                "encoding training images",
+            )
+        batches = datamodule.image_batches("train", self.batch_size, train_count)
+        return torch.cat(
+            [
+                model.encode(to_float_images(images.to(self.torch_device))).float().cpu()
+                for images in tqdm(
+                    batches,
+                    desc="encoding the training images",
+                    total=-(-train_count // self.batch_size),
+                    disable=not self.progress,
+                    leave=False,
+                )
+            ]
+        )
 
     def figure_data(
         self,

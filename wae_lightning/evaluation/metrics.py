@@ -122,9 +122,18 @@ class FeatureDistances:
     def score(self, batches: Iterable[Tensor], name: str) -> dict[str, float]:
         """FID and KID of the images in ``batches`` (on the metrics' device): ``fid_<name>``,
         ``kid_<name>``, ``kid_<name>_std``."""
-        for batch in batches:
-            require_finite(batch, f"the {name} images")
-            self.add(self.features(batch), real=False, what=f"{name} images")
+        checked = (self.checked(batch, name) for batch in batches)
+        return self.score_features((self.features(batch) for batch in checked), name)
+
+    @staticmethod
+    def checked(images: Tensor, name: str) -> Tensor:
+        require_finite(images, f"the {name} images")
+        return images
+
+    def score_features(self, feature_batches: Iterable[Tensor], name: str) -> dict[str, float]:
+        """The same, from the images' features."""
+        for features in feature_batches:
+            self.add(features, real=False, what=f"{name} images")
         torch.manual_seed(self.seed)  # KID draws its subsets from the global generator
         kid_mean, kid_std = self.kid.compute()
         scores = {
@@ -171,12 +180,12 @@ class InceptionDistance:
 
 @dataclass
 class ReconstructionPass:
-    """The test images' reconstruction scores, gathered batch by batch; the test images also
-    become the real set of ``distances`` (and of ``inception``, if given)."""
+    """The test images' reconstruction scores, gathered batch by batch, with the features of
+    the reconstructions (kept for their FID and KID). The test images also become the real set
+    of ``inception``, if given."""
 
     model: AutoEncoderModule
     features: FrozenFeatures
-    distances: FeatureDistances
     inception: InceptionDistance | None
     device: torch.device
 
@@ -184,8 +193,9 @@ class ReconstructionPass:
         self.mse, self.bce = MeanMetric().to(self.device), MeanMetric().to(self.device)
         self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(self.device)
         self.psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)).to(self.device)
-        self.correct_recon = self.correct_test = self.count = 0
+        self.correct_recon = self.count = 0
         self.reconstructions: list[Tensor] = []
+        self.recon_features: list[Tensor] = []
         self.codes: list[Tensor] = []
 
     def update(self, images: Tensor, labels: Tensor | None) -> None:
@@ -200,16 +210,14 @@ class ReconstructionPass:
         )
         self.ssim.update(recon, images)
         self.psnr.update(recon, images)
-        real = self.features(images)
-        self.distances.add(real, real=True, what="test images")
         if self.inception is not None:
             self.inception.add_real(images)
+        recon_features = self.features(recon)
         if labels is not None:
-            self.correct_test += int((self.features.predict(real) == labels).sum())
-            predicted = self.features.predict(self.features(recon))
-            self.correct_recon += int((predicted == labels).sum())
+            self.correct_recon += int((self.features.predict(recon_features) == labels).sum())
         self.count += len(images)
         self.reconstructions.append(recon.cpu())
+        self.recon_features.append(recon_features)
         self.codes.append(codes.float().cpu())
 
     def scores(self, labeled: bool) -> dict[str, float]:
@@ -221,5 +229,4 @@ class ReconstructionPass:
         }
         if labeled:
             scores["recon_accuracy"] = self.correct_recon / self.count
-            scores["test_accuracy"] = self.correct_test / self.count
         return scores
