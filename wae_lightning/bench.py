@@ -32,6 +32,7 @@ from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.losses import gaussian_kl_to_prior
 from wae_lightning.models import AE, VAE, WAEGAN
 from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
+from wae_lightning.precision import choose_precision, detect
 
 MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN}
 
@@ -161,10 +162,12 @@ def time_project_training(model: str, args: argparse.Namespace) -> float:
         "mnist", args.data_dir, batch_size=args.batch_size, download=False, loader=args.loader
     )
     timer = StepTimer(args.warmup, args.steps)
+    accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
+    precision, _ = choose_precision(args.precision, detect(accelerator))
     trainer = L.Trainer(
-        accelerator="gpu" if args.device.startswith("cuda") else "cpu",
+        accelerator=accelerator,
         devices=1,
-        precision=args.precision,
+        precision=precision,
         max_epochs=-1,
         max_steps=-1,
         limit_val_batches=0,
@@ -215,7 +218,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=0, help="DataLoader workers of the tutorial loop"
     )
-    parser.add_argument("--precision", default="32-true", help="project side: e.g. bf16-mixed")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        help="project side: auto (the training default: bf16-mixed where the hardware has it), "
+        "32-true, bf16-mixed, ...",
+    )
     parser.add_argument("--compile-mode", default=None, help="project side: e.g. reduce-overhead")
     parser.add_argument("--channels-last", action="store_true", help="project side")
     parser.add_argument("--loader", default="tensor", choices=["tensor", "dataloader"])
@@ -243,7 +251,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
     datamodule.setup()
     images = datamodule.splits["train"].tensors[0]
     args.image_shape = datamodule.spec.image_shape
-    options = f"precision={args.precision}, compile_mode={args.compile_mode}, "
+    chosen, why = choose_precision(
+        args.precision, detect("gpu" if args.device.startswith("cuda") else "cpu")
+    )
+    options = f"precision={chosen} ({why}), compile_mode={args.compile_mode}, "
     options += f"channels_last={args.channels_last}, loader={args.loader}"
     print(
         f"# Training images/s on {machine_name(args.device)}, batch {args.batch_size}, "

@@ -81,10 +81,12 @@ class FeatureClassifier(L.LightningModule):
         )
         self.classify = nn.Sequential(nn.Dropout(0.3), nn.Linear(num_features, num_classes))
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
+        # channels-last: the CPU's max pooling and convolutions run about 2x faster on it
+        self.features.to(memory_format=torch.channels_last)
 
     def forward(self, images: Tensor) -> Tensor:
         """Class logits of images (N, C, H, W) in [0, 1]."""
-        return self.classify(self.features(images))
+        return self.classify(self.features(images.contiguous(memory_format=torch.channels_last)))
 
     def targets(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """The images and what to predict: their labels, or every image in its four rotations
@@ -129,8 +131,6 @@ class FrozenFeatures(nn.Module):
         self.num_features: int = classifier.hparams.num_features
         self.requires_grad_(False)
         self.train(False)
-        # channels-last: the CPU's max pooling and convolutions run about 2x faster on it
-        self.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> "FrozenFeatures":
         return super().train(False)
