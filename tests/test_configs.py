@@ -12,6 +12,7 @@ from PIL import Image
 from tests.conftest import CONF_DIR, MNIST_SHAPE, compose_config
 from wae_lightning.data import AutoEncoderDataModule, ImageFolderDataModule
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
+from wae_lightning.precision import resolve_precision
 from wae_lightning.train import instantiate_group
 
 
@@ -69,6 +70,9 @@ def test_trainer_configs_compose_and_instantiate_where_the_hardware_allows(name,
     assert cfg.trainer.accelerator == expected
     if expected == "gpu" and not torch.cuda.is_available():
         pytest.skip(f"trainer={name} composes; instantiating it needs a CUDA GPU")
+    assert cfg.trainer.precision == "auto"  # train() resolves it for the hardware
+    resolve_precision(cfg.trainer)
+    assert cfg.trainer.precision in ("bf16-mixed", "32-true")
     assert isinstance(instantiate(cfg.trainer), L.Trainer)
 
 

@@ -3,6 +3,7 @@ fp32 elsewhere. An explicit precision always wins."""
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -56,3 +57,13 @@ def choose_precision(requested: str, hardware: Hardware) -> tuple[str, str]:
     if native:
         return "bf16-mixed", f"the CPU computes bf16 natively ({', '.join(native)})"
     return "32-true", "the CPU has no native bf16 instructions"
+
+
+def resolve_precision(trainer_cfg: Any) -> str:
+    """Replace ``auto`` in a trainer config (before it is instantiated) by the chosen precision;
+    return why it was chosen."""
+    precision, why = choose_precision(
+        str(trainer_cfg.precision), detect(str(trainer_cfg.get("accelerator", "auto")))
+    )
+    trainer_cfg.precision = precision
+    return why

@@ -32,7 +32,7 @@ from wae_lightning.checkpoints import (
 from wae_lightning.evaluation import Evaluator, metric_names
 from wae_lightning.launching import register_resolvers, share_the_machine
 from wae_lightning.models.base import AutoEncoderModule
-from wae_lightning.precision import choose_precision, detect
+from wae_lightning.precision import resolve_precision
 from wae_lightning.resume import job_overrides, previous_run, set_aside_failed_attempt
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_checkpoint_matches(cfg.ckpt_path, model)
         warn_if_resumed_elsewhere(Path(cfg.ckpt_path), output_dir)
 
-    precision, why = choose_precision(str(cfg.trainer.precision), detect(cfg.trainer.accelerator))
-    cfg.trainer.precision = precision
-    log.info("Training precision %s: %s", precision, why)
+    why = resolve_precision(cfg.trainer)
+    log.info("Training precision %s: %s", cfg.trainer.precision, why)
     loggers = instantiate_group(cfg.get("logger"))
     stopper = SignalStop()
     trainer = instantiate(
