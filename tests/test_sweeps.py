@@ -162,7 +162,8 @@ def test_a_sweep_run_again_skips_finished_jobs_and_resumes_interrupted_ones(laun
         for job, status in statuses.items()
         if status == "completed"
     }
-    assert finished  # at least the AE's job finished before the stop
+    # with two jobs at a time the AE's job may finish before the stop, or be cut off with the
+    # sweep: either way the rerun must complete it (skipped if it had finished)
 
     sweep(sweep_dir, *command)  # the same command again
     runs = records(sweep_dir)

@@ -172,14 +172,7 @@ class Evaluator(EvaluationSettings):
         log.info(
             "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), spec.title
         )
-        distances = FeatureDistances(
-            features,
-            features.num_features,
-            self.kid_subsets,
-            self.kid_subset_size,
-            self.seed,
-            self.torch_device,
-        )
+        distances = self.distances(features)
         reference = self.reference(
             datamodule, features, classifier_record, test_images, test_labels, train_count
         )
@@ -246,6 +239,17 @@ class Evaluator(EvaluationSettings):
         )
         return metrics, data
 
+    def distances(self, features: FrozenFeatures) -> FeatureDistances:
+        """FID and KID in ``features``, with this evaluation's KID subsets and seed."""
+        return FeatureDistances(
+            features,
+            features.num_features,
+            self.kid_subsets,
+            self.kid_subset_size,
+            self.seed,
+            self.torch_device,
+        )
+
     def reference(
         self,
         datamodule: ImageDataModule,
@@ -283,14 +287,7 @@ class Evaluator(EvaluationSettings):
             batch = features(images)
             real.append(batch)
             correct += int((features.predict(batch).cpu() == labels).sum())
-        floor = FeatureDistances(
-            features,
-            features.num_features,
-            self.kid_subsets,
-            self.kid_subset_size,
-            self.seed,
-            self.torch_device,
-        )
+        floor = self.distances(features)
         for batch in real:
             floor.add(batch, real=True, what="test images")
         # its own generator: the same training images for every model of a dataset
