@@ -46,7 +46,7 @@ def job_resources(job_num: int, jobs_at_once: int, gpus: int, cores: int) -> Job
 
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver(JOBS_RESOLVER):
-        OmegaConf.register_new_resolver(JOBS_RESOLVER, lambda: parallel_jobs())
+        OmegaConf.register_new_resolver(JOBS_RESOLVER, parallel_jobs)
 
 
 def share_the_machine(cfg: DictConfig) -> JobResources | None:

@@ -459,7 +459,7 @@ def write_report(
     for source in sources:
         search = read_search(Path(source))
         if search is not None:
-            heading, table, path = "Hyper-parameter search", search_table(search), None
+            heading, table = "Hyper-parameter search", search_table(search)
             path = figures.save_figure(objective_panels(search), figure_dir / "search.png")
             caption = f"{search.objective} of each completed trial against each searched setting (the best circled)"
             relative = path.relative_to(output_dir).as_posix()
