@@ -1,5 +1,7 @@
 """The throughput benchmark, in its seconds-long tiny mode."""
 
+import time
+
 import pytest
 from PIL import Image
 from sklearn.datasets import load_sample_images
@@ -8,14 +10,36 @@ from tests.conftest import DATA_DIR
 from wae_lightning import bench, bench_folder
 
 
-def test_the_benchmark_runs_in_tiny_mode_and_reports_every_model(capsys):
-    rows = bench.main(["--tiny", "--data-dir", str(DATA_DIR), "--device", "cpu"])
-    assert [row["model"] for row in rows] == ["ae", "vae", "wae_gan"]
+@pytest.mark.parametrize("pairing", ["step", "block"])
+def test_the_benchmark_runs_in_tiny_mode_and_reports_every_model(pairing, capsys):
+    rows = bench.main(
+        ["--tiny", "--data-dir", str(DATA_DIR), "--device", "cpu", "--pairing", pairing]
+    )
+    assert [row["model"] for row in rows] == ["ae", "vae", "wae_gan", "wae_mmd"]
     for row in rows:
-        assert row["tutorial"] > 0 and row["wae_lightning"] > 0
-        assert row["ratio"] == pytest.approx(row["wae_lightning"] / row["tutorial"])
+        assert row["tutorial"] > 0 and row["wae_lightning"] > 0 and row["ratio"] > 0
+        if pairing == "block":  # one time per side: the ratio of the two throughputs
+            assert row["ratio"] == pytest.approx(row["wae_lightning"] / row["tutorial"])
     table = capsys.readouterr().out
-    assert "| model | tutorial loop | wae_lightning | ratio |" in table and "| wae_gan |" in table
+    assert f"# pairing: {pairing}" in table
+    assert "| model | tutorial loop | wae_lightning | ratio |" in table and "| wae_mmd |" in table
+
+
+def test_paired_steps_are_clocked_apart_from_the_training_steps():
+    """A paired step that takes 0.2 s shows in its own times and in none of the project's."""
+    args = bench.parse_args(["--tiny", "--data-dir", str(DATA_DIR), "--device", "cpu"])
+    args.image_shape = (1, 28, 28)
+    calls = []
+
+    def slow_step() -> None:
+        calls.append(1)
+        time.sleep(0.2)
+
+    timer = bench.time_project_training("ae", args, paired=slow_step)
+    assert len(timer.step_seconds) == len(timer.paired_seconds) == args.steps
+    assert len(calls) == args.warmup + args.steps  # the warm-up steps ran untimed
+    assert all(0.2 <= seconds < 0.3 for seconds in timer.paired_seconds)
+    assert all(seconds < 0.2 for seconds in timer.step_seconds)
 
 
 def test_the_benchmark_times_the_divergence_check_beside_the_step(capsys):

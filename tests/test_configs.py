@@ -11,6 +11,7 @@ from PIL import Image
 
 from tests.conftest import CONF_DIR, MNIST_SHAPE, compose_config
 from wae_lightning.data import AutoEncoderDataModule, ImageFolderDataModule
+from wae_lightning.features import cache_path, classifier_settings
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
 from wae_lightning.precision import resolve_precision
 from wae_lightning.train import instantiate_group
@@ -175,10 +176,23 @@ def test_the_tutorial_keeps_its_lambdas_outside_the_paper_preset(tmp_path):
     )
 
 
-def test_demo_preset_is_small(tmp_path):
+def test_demo_preset_is_small(tmp_path, mnist):
     cfg = compose_config(["experiment=demo"], tmp_path)
     assert cfg.trainer.max_epochs <= 5 and cfg.trainer.limit_train_batches <= 100
     assert cfg.model.dim_h < 40
+    full = compose_config([], tmp_path).evaluation
+    demo = instantiate(cfg.evaluation, _convert_="all")  # its settings pass the checks
+    assert demo.num_generated < full.num_generated and demo.test_images is None
+    # its quicker feature classifier is cached apart from the full evaluation's
+    keys = [
+        classifier_settings(
+            mnist.spec,
+            *(c[name] for name in ("epochs", "width", "num_features", "seed")),
+            c["limit_batches"],
+        )
+        for c in (demo.classifier, full.classifier)
+    ]
+    assert cache_path(tmp_path, keys[0]) != cache_path(tmp_path, keys[1])
 
 
 @pytest.mark.parametrize("group", ["model", "data", "trainer"])

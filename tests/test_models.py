@@ -282,7 +282,7 @@ def test_trains_in_bf16_mixed_precision(model_name, data_dir):
 @pytest.mark.parametrize("model_name", MODELS)
 def test_channels_last_changes_the_layout_not_the_results(model_name):
     torch.manual_seed(0)
-    plain = tiny(model_name).eval()
+    plain = tiny(model_name, channels_last=False).eval()
     fast = tiny(model_name, channels_last=True)
     fast.load_state_dict(plain.state_dict())
     fast.configure_model()

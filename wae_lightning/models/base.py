@@ -108,8 +108,9 @@ class AutoEncoderModule(L.LightningModule):
         optimizer: builds the encoder/decoder optimizer from parameters (Hydra ``_partial_``);
             Adam with lr 2e-4 when not given.
         scheduler: builds a learning-rate scheduler from that optimizer, stepped every epoch.
-        channels_last: keep convolution weights and activations channels-last (faster
-            convolutions on GPUs with tensor cores).
+        channels_last: keep convolution weights and activations channels-last: oneDNN (CPU)
+            and GPU tensor cores work in that layout, so it saves a reorder around every
+            convolution.
         compile_mode: compile each network with ``torch.compile`` in this mode (``"default"``,
             ``"reduce-overhead"`` for CUDA graphs, ``"max-autotune"``); null leaves them eager.
             The networks are compiled one by one, not the whole module: compiling the module
@@ -141,7 +142,7 @@ class AutoEncoderModule(L.LightningModule):
         reconstruction: Mapping[str, Any] | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
-        channels_last: bool = False,
+        channels_last: bool = True,
         compile_mode: str | None = None,
         architecture: str = "tutorial",
         kernel_size: int = 4,
