@@ -19,9 +19,9 @@ from wae_lightning.data import AutoEncoderDataModule, to_float_images
 from wae_lightning.evaluate import evaluate
 from wae_lightning.evaluation import EvaluationError, metric_names
 from wae_lightning.evaluation.metrics import INCEPTION_METRICS, FeatureDistances, InceptionDistance
-from wae_lightning.evaluation.mixture import mixture_codes
 from wae_lightning.features import FrozenFeatures, load_feature_network
 from wae_lightning.models import VAE
+from wae_lightning.models.latent_mixture import LatentMixture
 from wae_lightning.train import train
 
 RUN_FIGURES = {
@@ -198,6 +198,17 @@ def test_the_feature_network_stays_out_of_the_model_and_its_checkpoints(
     assert not any(isinstance(m, FrozenFeatures) for m in model.modules())
 
 
+def test_the_evaluated_checkpoint_keeps_its_mixture_sampler(evaluated_run):
+    output_dir, _ = evaluated_run
+    evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
+    model = load_model(evaluation["checkpoint"]).eval()
+    assert model.latent_mixture.means.shape == (10, 4)  # 10 components in n_z 4
+    assert model.latent_mixture.fitted_codes == 400  # evaluation.train_images
+    twice = [model.sample(8, torch.Generator().manual_seed(3), sampler="mixture") for _ in "ab"]
+    assert torch.equal(twice[0], twice[1])
+    assert not torch.equal(twice[0], model.sample(8, torch.Generator().manual_seed(3)))
+
+
 def evaluate_config(ckpt_path: Path, output_dir: Path, classifier_cache: Path, *overrides: str):
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
@@ -365,8 +376,8 @@ def test_a_model_with_nan_weights_is_refused_before_any_metric(
 def test_the_mixture_and_fid_refuse_non_finite_inputs(feature_network):
     codes = torch.zeros(20, 3)
     codes[4, 1] = float("inf")
-    with pytest.raises(EvaluationError, match="codes of the training images hold NaN"):
-        mixture_codes(codes, components=2, count=10, seed=0)
+    with pytest.raises(ValueError, match="codes to fit a mixture to hold NaN"):
+        LatentMixture.fit(codes, components=2, seed=0)
     network, _ = feature_network
     distances = FeatureDistances(network, network.num_features, 1, 2, 0, torch.device("cpu"))
     images = torch.full((4, 1, 28, 28), float("nan"))

@@ -240,6 +240,29 @@ def test_prior_samples_have_the_configured_spread():
     assert model.sample_prior(20_000).std().item() == pytest.approx(2.0, rel=0.02)
 
 
+def test_the_mixture_sampler_draws_codes_with_the_fitted_mixtures_statistics():
+    """Codes in two tilted clusters: the mixture's samples have their mean and covariance."""
+    generator = torch.Generator().manual_seed(0)
+    tilt = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.3, 0.0], [0.0, 0.5, 0.2]])
+    clusters = [torch.randn(3000, 3, generator=generator) @ tilt.T + shift for shift in (-4, 4)]
+    codes = torch.cat(clusters)
+    model = AE(image_shape=MNIST_SHAPE, dim_h=8, n_z=3)
+    model.fit_latent_mixture(codes, components=2, seed=0)
+    samples = model.sample_codes(20_000, torch.Generator().manual_seed(1), sampler="mixture")
+    torch.testing.assert_close(samples.mean(0), codes.mean(0), atol=0.1, rtol=0)
+    torch.testing.assert_close(samples.T.cov(), codes.T.cov(), atol=0.25, rtol=0.02)
+    assert samples.shape == (20_000, 3) and samples.dtype == torch.float32
+
+
+def test_sample_names_its_samplers_and_needs_a_fitted_mixture_for_the_mixture():
+    model = tiny("ae")
+    with pytest.raises(ValueError, match="unknown sampler 'gmm': choose one of prior, mixture"):
+        model.sample(2, sampler="gmm")
+    with pytest.raises(ValueError, match="no fitted mixture to sample from: evaluate"):
+        model.sample(2, sampler="mixture")
+    assert model.sample(2).shape == (2, *MNIST_SHAPE)  # the prior, by default
+
+
 @pytest.mark.parametrize(
     ("model_name", "kwargs", "message"),
     [

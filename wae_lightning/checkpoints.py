@@ -12,7 +12,12 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from torch import Tensor
 
 from wae_lightning.data.base import DATA_MODULE_KEY, ImageDataModule
-from wae_lightning.models.base import CHECKPOINT_MODEL_KEY, AutoEncoderModule
+from wae_lightning.models.base import (
+    CHECKPOINT_MODEL_KEY,
+    LATENT_MIXTURE_KEY,
+    AutoEncoderModule,
+)
+from wae_lightning.models.latent_mixture import LatentMixture
 
 LAST_CHECKPOINT = "last.ckpt"
 """In a run's ``checkpoints/``: the latest state, what ``ckpt_path=`` resumes from."""
@@ -120,6 +125,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"(it has no {CHECKPOINT_MODEL_KEY!r} entry)"
         )
     return checkpoint
+
+
+def keep_latent_mixture(path: str | Path, mixture: LatentMixture) -> None:
+    """Add the mixture fitted to a checkpoint's training codes to that checkpoint, so that the
+    model loaded from it can ``sample(..., sampler="mixture")``; the file is replaced whole."""
+    checkpoint = read_checkpoint(path)
+    checkpoint[LATENT_MIXTURE_KEY] = mixture.state()
+    VerifiedCheckpointIO().save_checkpoint(checkpoint, path)
 
 
 def check_checkpoint_matches(path: str | Path, model: AutoEncoderModule) -> None:

@@ -1,5 +1,5 @@
 """Scoring a trained model: ``evaluator.py`` runs the passes and writes the results; one file
-per job: the metrics (``metrics.py``), the mixture sampler (``mixture.py``), t-SNE, PCA and the
+per job: the metrics (``metrics.py``), t-SNE, PCA and the
 projector (``embeddings.py``), the training curves read from the logs (``curves.py``), and the
 run's figures (``run_figures.py``)."""
 

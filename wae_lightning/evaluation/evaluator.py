@@ -11,7 +11,8 @@ gives the same numbers:
   optionally in a user's own Inception-v3 weights;
 - the latent space: MMD between the test codes and prior samples; the VAE's active units.
 
-The :class:`Evaluator` runs the passes (``metrics.py``, ``mixture.py``, ``embeddings.py``) and
+The :class:`Evaluator` runs the passes (``metrics.py``, ``embeddings.py``), fits the model's
+mixture sampler (``models/latent_mixture.py``, then kept in the evaluated checkpoint), and
 writes what they give through ``wae_lightning.artifacts``: ``metrics.json`` and the arrays
 behind the figures (``figure_data.npz``), which ``run_figures.py`` draws and the sweep report
 reads back.
@@ -32,7 +33,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from wae_lightning.artifacts import EvaluationRecord, FigureData
-from wae_lightning.checkpoints import describe_entries, non_finite_entries
+from wae_lightning.checkpoints import (
+    CheckpointWriteError,
+    describe_entries,
+    keep_latent_mixture,
+    non_finite_entries,
+)
 from wae_lightning.data import ImageDataModule, to_float_images
 from wae_lightning.evaluation.curves import training_curves
 from wae_lightning.evaluation.embeddings import pca, tsne, write_projector
@@ -44,7 +50,6 @@ from wae_lightning.evaluation.metrics import (
     ReconstructionPass,
     require_finite,
 )
-from wae_lightning.evaluation.mixture import mixture_codes
 from wae_lightning.evaluation.reference import (
     Reference,
     load_reference,
@@ -109,8 +114,10 @@ class Evaluator(EvaluationSettings):
         """Evaluate ``model`` on ``datamodule``'s test split; write everything to ``output_dir``.
 
         ``run_dir`` is the training run's folder, whose logs give the training curves;
-        ``writer`` receives the metrics (``eval/...``) and figures at ``step``. Returns the
-        record that is also written to ``output_dir/metrics.json``.
+        ``writer`` receives the metrics (``eval/...``) and figures at ``step``. The mixture
+        sampler fitted to the training codes is kept in ``checkpoint``, when that is the file
+        the model's weights came from. Returns the record that is also written to
+        ``output_dir/metrics.json``.
         """
         start = time.perf_counter()
         bad = non_finite_entries(model.state_dict())
@@ -146,6 +153,12 @@ class Evaluator(EvaluationSettings):
             evaluation_seconds=round(time.perf_counter() - start, 1),
         )
         record.write(output_dir)
+        if checkpoint is not None and Path(checkpoint).is_file():
+            try:
+                keep_latent_mixture(checkpoint, model.latent_mixture)
+                log.info("The fitted mixture sampler is kept in %s", checkpoint)
+            except CheckpointWriteError as error:  # the results are written: only warn
+                log.warning("The fitted mixture sampler was not kept: %s", error)
         if writer is not None:
             for metric, value in metrics.items():
                 writer.add_scalar(f"eval/{metric}", value, step)
@@ -205,11 +218,15 @@ class Evaluator(EvaluationSettings):
         metrics |= distances.score(self.device_batches(prior_samples, "features of prior"), "prior")
 
         train_codes = self.training_codes(model, datamodule, train_count)
-        mixture_samples = self.map_batches(
-            model.decode,
-            mixture_codes(train_codes, self.mixture_components, self.num_generated, self.seed),
-            "decoding mixture samples",
+        require_finite(train_codes, "the codes of the training images")
+        log.info(
+            "Fitting a %d-component Gaussian mixture to %d training codes",
+            self.mixture_components,
+            len(train_codes),
         )
+        model.fit_latent_mixture(train_codes, self.mixture_components, self.seed)
+        mixture_codes = model.sample_codes(self.num_generated, generator, "mixture").cpu()
+        mixture_samples = self.map_batches(model.decode, mixture_codes, "decoding mixture samples")
         metrics |= distances.score(self.device_batches(mixture_samples, "features of gmm"), "gmm")
         metrics["fid_train_images"] = reference.fid_train_images
 

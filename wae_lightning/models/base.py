@@ -22,6 +22,7 @@ from torchmetrics import Metric
 from wae_lightning.checks import check_count
 from wae_lightning.data import to_float_images
 from wae_lightning.losses import ReconstructionCost
+from wae_lightning.models.latent_mixture import LatentMixture
 from wae_lightning.nets import Decoder, Encoder, check_image_shape
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,13 @@ CHECKPOINT_MODEL_KEY = "wae_lightning_model"
 
 EPOCH_TERMS_KEY = "wae_lightning_epoch_terms"
 """Checkpoint entry holding each stage's loss-term sums of the epoch in progress."""
+
+LATENT_MIXTURE_KEY = "wae_lightning_latent_mixture"
+"""Checkpoint entry holding the Gaussian mixture fitted to the training codes, once evaluated."""
+
+SAMPLERS = ("prior", "mixture")
+"""Where ``sample`` draws its codes: the prior N(0, sigma^2 I) that the model was trained to
+match, or the Gaussian mixture fitted to its training codes (``fit_latent_mixture``)."""
 
 
 def check_learning_rate(factory: OptimizerFactory | None, option: str) -> None:
@@ -175,6 +183,7 @@ class AutoEncoderModule(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=2e-4)
         self.scheduler_factory = scheduler
         self.networks_prepared = False
+        self.latent_mixture: LatentMixture | None = None
         # keyed "train_terms" etc.: a ModuleDict key may not shadow nn.Module.train
         self.term_means = nn.ModuleDict(
             {f"{stage}_terms": TermMeans(len(self.loss_terms_logged)) for stage in STAGES}
@@ -232,10 +241,34 @@ class AutoEncoderModule(L.LightningModule):
             noise = torch.randn(shape, generator=generator).to(self.device)
         return noise * self.hparams.prior_sigma
 
+    def fit_latent_mixture(self, codes: Tensor, components: int, seed: int) -> LatentMixture:
+        """Fit the ``"mixture"`` sampler to ``codes`` of training images; checkpoints keep it."""
+        self.latent_mixture = LatentMixture.fit(codes, components, seed)
+        return self.latent_mixture
+
+    def sample_codes(
+        self, n: int, generator: torch.Generator | None = None, sampler: str = "prior"
+    ) -> Tensor:
+        """n codes from ``sampler`` (one of :data:`SAMPLERS`), on the model's device."""
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if sampler == "prior":
+            return self.sample_prior(n, generator)
+        if self.latent_mixture is None:
+            raise ValueError(
+                f"this {self.display_name} has no fitted mixture to sample from: evaluate its "
+                "checkpoint first (python -m wae_lightning.evaluate ckpt_path=...), which fits "
+                "one and keeps it in the checkpoint, or call fit_latent_mixture"
+            )
+        return self.latent_mixture.sample(n, generator).to(self.device)
+
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n images decoded from prior samples."""
-        return self.decode(self.sample_prior(n, generator))
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, sampler: str = "prior"
+    ) -> Tensor:
+        """n images decoded from codes of ``sampler``: ``"prior"`` (the default, what the
+        theory describes) or ``"mixture"`` (fitted to the training codes)."""
+        return self.decode(self.sample_codes(n, generator, sampler))
 
     @torch.no_grad()
     def interpolate(self, start: Tensor, end: Tensor, steps: int = 10) -> Tensor:
@@ -422,7 +455,11 @@ class AutoEncoderModule(L.LightningModule):
             name: {"sums": means.sums.detach().cpu(), "weight": means.weight.detach().cpu()}
             for name, means in self.term_means.items()
         }
+        if self.latent_mixture is not None:
+            checkpoint[LATENT_MIXTURE_KEY] = self.latent_mixture.state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         for name, state in checkpoint.get(EPOCH_TERMS_KEY, {}).items():
             self.term_means[name].restore(state["sums"], state["weight"])
+        if LATENT_MIXTURE_KEY in checkpoint:
+            self.latent_mixture = LatentMixture.from_state(checkpoint[LATENT_MIXTURE_KEY])
