@@ -197,6 +197,7 @@ def load_model(path: str | Path) -> AutoEncoderModule:
     hyperparameters["image_shape"] = saved_image_shape(hyperparameters)
     hyperparameters.pop("channels", None)
     model = cls(**hyperparameters)
+    model.apply_memory_format()
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
     return model

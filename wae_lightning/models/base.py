@@ -205,11 +205,17 @@ class AutoEncoderModule(L.LightningModule):
         if self.networks_prepared:
             return
         self.networks_prepared = True
-        if self.hparams.channels_last:
-            self.to(memory_format=torch.channels_last)
+        self.apply_memory_format()
         if self.hparams.compile_mode is not None:
             for network in self.networks():
                 network.compile(mode=self.hparams.compile_mode)
+
+    def apply_memory_format(self) -> None:
+        """Store the convolutions channels-last if configured. A model loaded for evaluation
+        does it too: the layout changes the last float bits, so a checkpoint evaluated after
+        training and evaluated again after loading gives the same numbers only in one layout."""
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     # ---- what every auto-encoder can do -------------------------------------------------------
     def encode(self, images: Tensor) -> Tensor:
