@@ -468,4 +468,4 @@ class AutoEncoderModule(L.LightningModule):
         for name, state in checkpoint.get(EPOCH_TERMS_KEY, {}).items():
             self.term_means[name].restore(state["sums"], state["weight"])
         if LATENT_MIXTURE_KEY in checkpoint:
-            self.latent_mixture = LatentMixture.from_state(checkpoint[LATENT_MIXTURE_KEY])
+            self.latent_mixture = LatentMixture(**checkpoint[LATENT_MIXTURE_KEY])

@@ -45,7 +45,9 @@ class LatentMixture:
         )
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` codes (float32, CPU): a component by its weight, then its Gaussian."""
+        """``n`` codes (float32, CPU): a component by its weight, then its Gaussian. Drawn by
+        hand because ``torch.distributions`` takes no generator, and a seeded one is what makes
+        an evaluation's samples the same every time."""
         components = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
         offsets = (self.scale_tril[components] @ noise.unsqueeze(-1)).squeeze(-1)
@@ -59,7 +61,3 @@ class LatentMixture:
             "scale_tril": self.scale_tril,
             "fitted_codes": self.fitted_codes,
         }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Tensor | int]) -> "LatentMixture":
-        return cls(**state)
