@@ -12,9 +12,6 @@ from threadpoolctl import threadpool_limits
 
 log = logging.getLogger(__name__)
 
-JOBS_RESOLVER = "wae.parallel_jobs"
-"""``${wae.parallel_jobs:}`` in a config: how many jobs run at once (:func:`parallel_jobs`)."""
-
 CORES_PER_CPU_JOB = 4
 """On the CPU, a job's share is about this many cores (at least two jobs run at once)."""
 
@@ -42,11 +39,6 @@ def job_resources(job_num: int, jobs_at_once: int, gpus: int, cores: int) -> Job
     the jobs that run at once."""
     threads = max(1, cores // max(1, min(jobs_at_once, cores)))
     return JobResources(job_num % gpus if gpus > 0 else None, threads)
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver(JOBS_RESOLVER):
-        OmegaConf.register_new_resolver(JOBS_RESOLVER, parallel_jobs)
 
 
 def share_the_machine(cfg: DictConfig) -> JobResources | None:

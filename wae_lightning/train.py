@@ -30,9 +30,10 @@ from wae_lightning.checkpoints import (
     check_checkpoint_matches,
 )
 from wae_lightning.evaluation import Evaluator, metric_names
-from wae_lightning.launching import register_resolvers, share_the_machine
+from wae_lightning.launching import share_the_machine
 from wae_lightning.models.base import AutoEncoderModule
 from wae_lightning.precision import resolve_precision
+from wae_lightning.resolvers import register_resolvers
 from wae_lightning.resume import job_overrides, previous_run, set_aside_failed_attempt
 
 log = logging.getLogger(__name__)
