@@ -7,6 +7,7 @@ import torch
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf.errors import InterpolationResolutionError
 from PIL import Image
 
 from tests.conftest import CONF_DIR, MNIST_SHAPE, compose_config
@@ -14,7 +15,7 @@ from wae_lightning.data import AutoEncoderDataModule, ImageFolderDataModule
 from wae_lightning.features import cache_path, classifier_settings
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
 from wae_lightning.precision import resolve_precision
-from wae_lightning.train import instantiate_group
+from wae_lightning.train import instantiate_group, train
 
 
 def options(group: str) -> list[str]:
@@ -29,6 +30,7 @@ def test_the_documented_options_exist():
     assert options("launcher") == ["parallel", "slurm", "submitit_local"]
     assert options("hparams_search") == ["wae_fid"]
     assert options("experiment") == [
+        "best",
         "demo",
         "paper",
         "paper_celeba",
@@ -174,6 +176,26 @@ def test_the_tutorial_keeps_its_lambdas_outside_the_paper_preset(tmp_path):
         compose_config(["model=wae_gan", "model.penalty_weight=3"], tmp_path).model.penalty_weight
         == 3
     )
+
+
+@pytest.mark.parametrize("data", ["mnist", "fashion_mnist"])
+def test_the_best_preset_takes_its_data_sets_values_and_trains(data, tiny_config, tmp_path):
+    cfg = compose_config(["experiment=best", f"data={data}"], tmp_path)
+    per_dataset = cfg.best_recipe
+    assert cfg.data.dataset == data and cfg.model._target_.endswith("WAEGAN")
+    assert cfg.trainer.max_epochs == per_dataset.epochs[data]
+    assert cfg.model.n_z == per_dataset.n_z[data]
+    assert max(cfg.model.scheduler.milestones) < cfg.trainer.max_epochs  # the decay happens
+    metrics = train(tiny_config("experiment=best", f"data={data}"))  # at a tiny width
+    assert metrics["test/recon_mse"] > 0
+
+
+def test_the_best_preset_refuses_data_it_was_not_tuned_for(tmp_path):
+    cfg = compose_config(["experiment=best", "data=cifar10"], tmp_path)
+    with pytest.raises(
+        InterpolationResolutionError, match="data=mnist or data=fashion_mnist, not for data=cifar10"
+    ):
+        instantiate(cfg.model, image_shape=MNIST_SHAPE)
 
 
 def test_demo_preset_is_small(tmp_path, mnist):
