@@ -29,6 +29,7 @@ TINY_EVALUATION = [
     "evaluation.mmd_samples=200",
     "evaluation.batch_size=200",
     "evaluation.num_figure_samples=16",
+    "evaluation.samplers.flow.steps=20",
     "evaluation.progress=false",
     # a classifier trained on 40 batches: far below the real one, far above chance
     "evaluation.classifier.epochs=1",
@@ -41,7 +42,7 @@ TINY_CLASSIFIER = {"epochs": 1, "limit_batches": 40, "min_accuracy": 0.5, "progr
 """The same classifier, as keyword arguments of ``load_feature_network``."""
 
 TINY_OVERRIDES = [
-    "model.dim_h=4",
+    "model.net.dim_h=4",
     "model.n_z=4",
     "data.batch_size=16",
     "data.eval_batch_size=250",

@@ -47,7 +47,7 @@ def test_model_configs_instantiate(name, cls, tiny_config):
         tiny_config(f"model={name}").model, image_shape=MNIST_SHAPE, _convert_="all"
     )
     assert type(model) is cls
-    assert model.hparams.n_z == 4 and model.hparams.dim_h == 4
+    assert model.hparams.n_z == 4 and model.hparams.net["dim_h"] == 4
     assert isinstance(model.configure_optimizers(), list if name == "wae_gan" else dict)
 
 
@@ -103,7 +103,7 @@ def test_logger_and_callback_configs_instantiate(name, tiny_config, tmp_path):
 def test_tutorial_preset_is_the_tutorial(tmp_path):
     cfg = compose_config(["experiment=tutorial", "model=wae_gan"], tmp_path)
     assert cfg.trainer.max_epochs == 50 and cfg.data.batch_size == 256
-    assert (cfg.model.dim_h, cfg.model.n_z, cfg.model.penalty_weight, cfg.model.prior_sigma) == (
+    assert (cfg.model.net.dim_h, cfg.model.n_z, cfg.model.penalty_weight, cfg.model.prior_sigma) == (
         40,
         20,
         0.01,
@@ -119,7 +119,12 @@ def test_paper_preset_is_the_wae_papers_mnist_setup(model_name, tmp_path):
     cfg = compose_config(["experiment=paper", f"model={model_name}"], tmp_path)
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.data.dataset) == (100, 100, "mnist")
     model = cfg.model
-    assert (model.architecture, model.dim_h, model.n_z, model.prior_sigma) == ("paper", 128, 8, 1.0)
+    assert (model.net.architecture, model.net.dim_h, model.n_z, model.prior_sigma) == (
+        "paper",
+        128,
+        8,
+        1.0,
+    )
     assert dict(model.reconstruction) == {"cost": "mse", "reduction": "sum", "weight": 0.05}
     assert model.optimizer.lr == 1e-3 and list(model.optimizer.betas) == [0.5, 0.999]
     assert (list(model.scheduler.milestones), list(model.scheduler.factors)) == (
@@ -132,15 +137,15 @@ def test_paper_preset_is_the_wae_papers_mnist_setup(model_name, tmp_path):
     if model_name == "wae_gan":
         assert model.discriminator_optimizer.lr == 5e-4
         assert list(model.discriminator_optimizer.betas) == [0.5, 0.999]
-        assert model.discriminator_width is None and model.discriminator_depth == 4  # 4 * 128 = 512
+        assert model.discriminator_width == 512 and model.discriminator_depth == 4
     built = instantiate(
         compose_config(
-            ["experiment=paper", f"model={model_name}", "model.dim_h=4"], tmp_path
+            ["experiment=paper", f"model={model_name}", "model.net.dim_h=4"], tmp_path
         ).model,
         image_shape=MNIST_SHAPE,
         _convert_="all",
     )
-    assert built.hparams.architecture == "paper"
+    assert built.hparams.net["architecture"] == "paper"
     fashion = compose_config(["experiment=paper_fashion_mnist", f"model={model_name}"], tmp_path)
     assert fashion.data.dataset == "fashion_mnist" and fashion.model.n_z == 8
 
@@ -151,7 +156,8 @@ def test_paper_celeba_preset_is_the_wae_papers_celeba_setup(model_name, tmp_path
     assert cfg.data._target_.endswith("CelebADataModule")
     assert (cfg.trainer.max_epochs, cfg.data.batch_size) == (55, 100)
     model = cfg.model
-    assert (model.architecture, model.dim_h, model.kernel_size, model.n_z) == ("paper", 128, 5, 64)
+    net = model.net
+    assert (net.architecture, net.dim_h, net.kernel_size, model.n_z) == ("paper", 128, 5, 64)
     assert model.prior_sigma**2 == pytest.approx(2.0)
     assert model.optimizer.lr == 1e-3 and list(model.optimizer.betas) == [0.5, 0.999]
     lambdas = {"wae_gan": 1.0, "wae_mmd": 100.0}
@@ -161,7 +167,7 @@ def test_paper_celeba_preset_is_the_wae_papers_celeba_setup(model_name, tmp_path
         assert model.discriminator_optimizer.lr == 1e-3 and model.discriminator_width == 1024
     built = instantiate(
         compose_config(
-            ["experiment=paper_celeba", f"model={model_name}", "model.dim_h=4"], tmp_path
+            ["experiment=paper_celeba", f"model={model_name}", "model.net.dim_h=4"], tmp_path
         ).model,
         image_shape=(3, 64, 64),
         _convert_="all",
@@ -184,7 +190,7 @@ def test_the_best_preset_takes_its_data_sets_values_and_trains(data, tiny_config
     assert cfg.data.dataset == data and cfg.model._target_.endswith("WAEGAN")
     assert cfg.model.n_z == {"mnist": 16, "fashion_mnist": 20}[data]
     tutorial = compose_config(["model=wae_gan", f"data={data}"], tmp_path)
-    for key in ("dim_h", "penalty_weight", "prior_sigma"):  # the tutorial's, as it says
+    for key in ("net", "penalty_weight", "prior_sigma"):  # the tutorial's, as it says
         assert cfg.model[key] == tutorial.model[key]
     assert cfg.data.batch_size == tutorial.data.batch_size
     assert max(cfg.model.scheduler.milestones) < cfg.trainer.max_epochs  # the decay happens
@@ -203,7 +209,7 @@ def test_the_best_preset_refuses_data_it_was_not_tuned_for(tmp_path):
 def test_demo_preset_is_small(tmp_path, mnist):
     cfg = compose_config(["experiment=demo"], tmp_path)
     assert cfg.trainer.max_epochs <= 5 and cfg.trainer.limit_train_batches <= 100
-    assert cfg.model.dim_h < 40
+    assert cfg.model.net.dim_h < 40
     full = compose_config([], tmp_path).evaluation
     demo = instantiate(cfg.evaluation, _convert_="all")  # its settings pass the checks
     assert demo.num_generated < full.num_generated and demo.test_images is None

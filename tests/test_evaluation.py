@@ -13,15 +13,22 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from tests.conftest import CONF_DIR, DATA_DIR, MNIST_SHAPE, TINY_CLASSIFIER, TINY_EVALUATION
 from wae_lightning import features
-from wae_lightning.artifacts import FIGURE_DATA_FILE
-from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
+from wae_lightning.artifacts import FIGURE_DATA_FILE, EvaluationRecord, FigureData
+from wae_lightning.checkpoints import (
+    CheckpointError,
+    current_hyperparameters,
+    load_model,
+    read_checkpoint,
+)
 from wae_lightning.data import AutoEncoderDataModule, to_float_images
 from wae_lightning.evaluate import evaluate
 from wae_lightning.evaluation import EvaluationError, metric_names
-from wae_lightning.evaluation.metrics import INCEPTION_METRICS, FeatureDistances, InceptionDistance
+from wae_lightning.evaluation.metrics import FeatureDistances, InceptionDistance
 from wae_lightning.features import FrozenFeatures, load_feature_network
 from wae_lightning.models import VAE
-from wae_lightning.models.latent_mixture import LatentMixture
+from wae_lightning.models.base import LATENT_MIXTURE_KEY, SAMPLERS_KEY
+from wae_lightning.nets import ConvolutionalNetworks
+from wae_lightning.samplers import FlowSampler, MixtureSampler
 from wae_lightning.train import train
 
 RUN_FIGURES = {
@@ -31,7 +38,8 @@ RUN_FIGURES = {
     "pca.png",
     "training_curves.png",
     "prior_samples.png",
-    "gmm_samples.png",
+    "mixture_samples.png",
+    "flow_samples.png",
 }
 
 
@@ -137,8 +145,9 @@ def evaluated_run(tmp_path_factory, classifier_cache):
 def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     output_dir, metrics = evaluated_run
     evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
-    model = VAE(image_shape=MNIST_SHAPE, dim_h=4, n_z=4)
-    expected = set(metric_names(model)) | {f"kid_{s}_std" for s in ("recon", "prior", "gmm")}
+    model = VAE(image_shape=MNIST_SHAPE, n_z=4, net=ConvolutionalNetworks(dim_h=4))
+    samplers = ("prior", "mixture", "flow")
+    expected = set(metric_names(model, samplers[1:])) | {f"kid_{s}_std" for s in ("recon", *samplers)}
     assert set(evaluation["metrics"]) == expected
     assert all(np.isfinite(value) for value in evaluation["metrics"].values())
     for name, value in evaluation["metrics"].items():
@@ -147,6 +156,9 @@ def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     assert 0 < values["recon_mse"] < 0.25 and 0 < values["recon_ssim"] < 1
     assert values["fid_prior"] > values["fid_train_images"] >= 0
     assert 0 <= values["active_units"] <= 4
+    # the fitted samplers describe the codes better than the prior the VAE was pulled towards
+    assert values["nll_mixture"] < values["nll_prior"] and values["nll_flow"] < values["nll_prior"]
+    assert list(evaluation["samplers"]) == list(samplers)
     assert evaluation["test_images"] == 400 and evaluation["feature_classifier"]["accuracy"] > 0.5
     assert {p.name for p in (output_dir / "evaluation" / "figures").iterdir()} == RUN_FIGURES
 
@@ -198,15 +210,20 @@ def test_the_feature_network_stays_out_of_the_model_and_its_checkpoints(
     assert not any(isinstance(m, FrozenFeatures) for m in model.modules())
 
 
-def test_the_evaluated_checkpoint_keeps_its_mixture_sampler(evaluated_run):
+def test_the_evaluated_checkpoint_keeps_its_fitted_samplers(evaluated_run):
     output_dir, _ = evaluated_run
     evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
     model = load_model(evaluation["checkpoint"]).eval()
-    assert model.latent_mixture.means.shape == (10, 4)  # 10 components in n_z 4
-    assert model.latent_mixture.fitted_codes == 400  # evaluation.train_images
-    twice = [model.sample(8, torch.Generator().manual_seed(3), sampler="mixture") for _ in "ab"]
-    assert torch.equal(twice[0], twice[1])
-    assert not torch.equal(twice[0], model.sample(8, torch.Generator().manual_seed(3)))
+    mixture, flow = model.samplers["mixture"], model.samplers["flow"]
+    assert isinstance(mixture, MixtureSampler) and isinstance(flow, FlowSampler)
+    assert mixture.means.shape == (10, 4)  # 10 components in n_z 4
+    assert mixture.fitted_codes == flow.fitted_codes == 400  # evaluation.train_images
+    assert flow.steps == 20  # the settings it was fitted with
+    prior = model.sample(8, torch.Generator().manual_seed(3))
+    for sampler in ("mixture", "flow"):
+        twice = [model.sample(8, torch.Generator().manual_seed(3), sampler=sampler) for _ in "ab"]
+        assert torch.equal(twice[0], twice[1])
+        assert not torch.equal(twice[0], prior)
 
 
 def evaluate_config(ckpt_path: Path, output_dir: Path, classifier_cache: Path, *overrides: str):
@@ -279,7 +296,7 @@ def test_the_data_sets_side_of_fid_is_cached_and_gives_the_same_numbers(
     assert fewer.metrics["fid_train_images"] != first["metrics"]["fid_train_images"]
 
 
-def test_the_mixture_is_fitted_to_a_seeded_subset_of_the_training_codes(
+def test_the_samplers_are_fitted_to_a_seeded_subset_of_the_training_codes(
     evaluated_run, classifier_cache, tmp_path
 ):
     output_dir, _ = evaluated_run
@@ -288,13 +305,14 @@ def test_the_mixture_is_fitted_to_a_seeded_subset_of_the_training_codes(
     runs = [
         evaluate(evaluate_config(checkpoint, tmp_path / name, classifier_cache, *overrides))
         for name, overrides in (
-            ("subset", ["evaluation.mixture_fit_images=200"]),
-            ("again", ["evaluation.mixture_fit_images=200"]),
-            ("all", ["evaluation.mixture_fit_images=null"]),
+            ("subset", ["evaluation.sampler_fit_images=200"]),
+            ("again", ["evaluation.sampler_fit_images=200"]),
+            ("all", ["evaluation.sampler_fit_images=null"]),
         )
     ]
     assert runs[0].metrics == runs[1].metrics  # seeded
-    assert runs[0].metrics["fid_gmm"] != runs[2].metrics["fid_gmm"]
+    assert runs[0].metrics["fid_mixture"] != runs[2].metrics["fid_mixture"]
+    assert runs[0].metrics["fid_flow"] != runs[2].metrics["fid_flow"]
     assert runs[2].metrics == first["metrics"]  # 400 training images < the default 10,000
 
 
@@ -335,11 +353,19 @@ def test_bad_evaluation_settings_are_refused_before_training(tiny_config, tmp_pa
         ("evaluation.test_images=50", r"kid_subset_size \(100\) exceeds test_images \(50\)"),
         ("evaluation.train_images=50", r"kid_subset_size \(100\) exceeds train_images \(50\)"),
         ("evaluation.num_pairs=300", r"num_pairs \(300\) needs 600 test images"),
-        ("evaluation.mixture_components=500", r"mixture_components \(500\) exceeds train_images"),
         (
-            "evaluation.mixture_fit_images=5",
-            r"mixture_components \(10\) exceeds mixture_fit_images",
+            "evaluation.samplers.mixture.components=500",
+            r"samplers.mixture needs at least 500 codes to fit, but evaluation.train_images gives",
         ),
+        (
+            "evaluation.sampler_fit_images=5",
+            r"samplers.mixture needs at least 10 codes.*evaluation.sampler_fit_images gives 5",
+        ),
+        ("evaluation.samplers.mixture.components=0", "components must be an integer >= 1"),
+        ("evaluation.samplers.flow.transforms=0", "transforms must be an integer in"),
+        ("evaluation.samplers.flow.lr=2", r"lr must be in \(0, 1\).*samplers.flow.lr"),
+        ("evaluation.samplers.flow.hidden=[]", "hidden must be a list of layer widths"),
+        ("+evaluation.samplers.prior={}", "sampler name 'prior' must be"),
         ("evaluation.classifier.min_accuracy=2", "min_accuracy must be a test accuracy in"),
         ("evaluation.classifier.epochs=0", "epochs must be an integer >= 1"),
         ("evaluation.classifier.limit_batches=1.5", "limit_batches must be a fraction"),
@@ -373,11 +399,12 @@ def test_a_model_with_nan_weights_is_refused_before_any_metric(
     assert not (tmp_path / "evaluation" / "metrics.json").exists()
 
 
-def test_the_mixture_and_fid_refuse_non_finite_inputs(feature_network):
+def test_the_samplers_and_fid_refuse_non_finite_inputs(feature_network):
     codes = torch.zeros(20, 3)
     codes[4, 1] = float("inf")
-    with pytest.raises(ValueError, match="codes to fit a mixture to hold NaN"):
-        LatentMixture.fit(codes, components=2, seed=0)
+    for sampler in (MixtureSampler(components=2), FlowSampler(steps=1)):
+        with pytest.raises(ValueError, match="codes to fit .*Sampler to hold NaN"):
+            sampler.fit(codes, seed=0)
     network, _ = feature_network
     distances = FeatureDistances(network, network.num_features, 1, 2, 0, torch.device("cpu"))
     images = torch.full((4, 1, 28, 28), float("nan"))
@@ -422,7 +449,7 @@ def test_a_users_inception_weights_give_separately_named_fids(
         "evaluation.kid_subset_size=10",
         "evaluation.mmd_samples=30",
         "evaluation.embedding_points=30",
-        "evaluation.mixture_components=5",
+        "evaluation.samplers.mixture.components=5",
     )
     record = evaluate(
         evaluate_config(
@@ -433,16 +460,17 @@ def test_a_users_inception_weights_give_separately_named_fids(
             f"evaluation.inception_weights={inception_weights}",
         )
     )
-    assert set(INCEPTION_METRICS) <= set(record.metrics)
-    assert all(record.metrics[name] > 0 for name in INCEPTION_METRICS)
+    inception_metrics = [f"inception_fid_{s}" for s in ("prior", "mixture", "flow")]
+    assert set(inception_metrics) <= set(record.metrics)
+    assert all(record.metrics[name] > 0 for name in inception_metrics)
     # the classifier's FIDs are the same numbers without the Inception metrics
     plain = evaluate(
         evaluate_config(
             output_dir / "checkpoints" / "last.ckpt", tmp_path / "plain", classifier_cache, *small
         )
     )
-    assert not set(INCEPTION_METRICS) & set(plain.metrics)
-    assert {k: v for k, v in record.metrics.items() if k not in INCEPTION_METRICS} == plain.metrics
+    assert not set(inception_metrics) & set(plain.metrics)
+    assert {k: v for k, v in record.metrics.items() if k not in inception_metrics} == plain.metrics
 
     # greyscale digits are seen in colour: a set against itself is at distance 0, against noise not
     digits = to_float_images(mnist.first("test", 40)[0])
@@ -450,3 +478,48 @@ def test_a_users_inception_weights_give_separately_named_fids(
     distance.add_real(digits)
     assert distance.score([digits], "same")["inception_fid_same"] == pytest.approx(0, abs=1e-2)
     assert distance.score([torch.rand_like(digits)], "noise")["inception_fid_noise"] > 1
+
+
+def test_files_of_before_networks_and_samplers_were_objects_still_load(evaluated_run, tmp_path):
+    """A checkpoint with the convolutional networks' settings and one mixture, and an
+    evaluation folder with ``gmm`` metrics and sample arrays, as earlier versions wrote them."""
+    output_dir, _ = evaluated_run
+    evaluation_dir = output_dir / "evaluation"
+    evaluation = json.loads((evaluation_dir / "metrics.json").read_text())
+    today = load_model(evaluation["checkpoint"]).eval()
+
+    checkpoint = torch.load(evaluation["checkpoint"], weights_only=True)
+    hyperparameters = checkpoint["hyper_parameters"]
+    net = hyperparameters.pop("net")
+    hyperparameters |= {k: net[k] for k in ("dim_h", "architecture", "kernel_size")}
+    checkpoint[LATENT_MIXTURE_KEY] = checkpoint.pop(SAMPLERS_KEY)["mixture"]["state"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    old = load_model(tmp_path / "old.ckpt").eval()
+    images = torch.rand(3, *MNIST_SHAPE)
+    torch.testing.assert_close(old(images), today(images), rtol=0, atol=0)
+    draws = [m.sample(5, torch.Generator().manual_seed(0), "mixture") for m in (old, today)]
+    torch.testing.assert_close(draws[0], draws[1], rtol=0, atol=0)
+    assert set(old.samplers) == {"prior", "mixture"}
+    upgraded = current_hyperparameters({"dim_h": 8, "discriminator_width": None, "n_z": 4})
+    assert upgraded["discriminator_width"] == 32 and upgraded["net"]["dim_h"] == 8
+
+    old_dir = tmp_path / "old_evaluation"
+    old_dir.mkdir()
+    metrics = {
+        name.replace("_mixture", "_gmm"): value
+        for name, value in evaluation["metrics"].items()
+        if "flow" not in name
+    }
+    (old_dir / "metrics.json").write_text(json.dumps({**evaluation, "metrics": metrics}))
+    with np.load(evaluation_dir / FIGURE_DATA_FILE) as stored:
+        arrays = dict(stored)
+    arrays["prior_samples"] = arrays.pop("samples_prior")
+    arrays["gmm_samples"] = arrays.pop("samples_mixture")
+    del arrays["samples_flow"]
+    np.savez_compressed(old_dir / FIGURE_DATA_FILE, **arrays)
+    record = EvaluationRecord.read(old_dir)
+    assert record.metrics["fid_mixture"] == evaluation["metrics"]["fid_mixture"]
+    assert record.metrics["kid_mixture_std"] == evaluation["metrics"]["kid_mixture_std"]
+    data = FigureData.read(old_dir)
+    assert list(data.samples) == ["prior", "mixture"]
+    np.testing.assert_array_equal(data.samples["mixture"], arrays["gmm_samples"])

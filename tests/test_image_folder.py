@@ -186,7 +186,7 @@ def test_the_same_digits_read_from_png_files_and_from_the_idx_files(digit_folder
             {},
             "mixes loose images",
         ),
-        (lambda root: None, {"image_size": 30}, "side 30.*set data.image_size"),
+        (lambda root: None, {"image_size": 0}, "image_size must be an integer >= 1.*data.image_size"),
         (lambda root: None, {"channels": 2}, "channels must be 1 .* or 3 .*set data.channels"),
         (lambda root: None, {"val_size": 1.5}, "val_size must be a fraction"),
         (lambda root: None, {"storage": "disk"}, "storage must be one of .*set data.storage"),

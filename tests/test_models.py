@@ -12,12 +12,15 @@ from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.losses import mmd_imq
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
 from wae_lightning.models.base import step_decay
+from wae_lightning.nets import ConvolutionalNetworks, MLPNetworks
+from wae_lightning.samplers import MixtureSampler
 
 MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN, "wae_mmd": WAEMMD}
+CONV_8 = ConvolutionalNetworks(dim_h=8)
 
 
 def tiny(model_name: str, **kwargs) -> AE:
-    return MODELS[model_name](image_shape=MNIST_SHAPE, dim_h=8, n_z=8, **kwargs)
+    return MODELS[model_name](image_shape=MNIST_SHAPE, **{"n_z": 8, "net": CONV_8, **kwargs})
 
 
 def cpu_trainer(**kwargs) -> L.Trainer:
@@ -240,27 +243,13 @@ def test_prior_samples_have_the_configured_spread():
     assert model.sample_prior(20_000).std().item() == pytest.approx(2.0, rel=0.02)
 
 
-def test_the_mixture_sampler_draws_codes_with_the_fitted_mixtures_statistics():
-    """Codes in two tilted clusters: the mixture's samples have their mean and covariance."""
-    generator = torch.Generator().manual_seed(0)
-    tilt = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.3, 0.0], [0.0, 0.5, 0.2]])
-    clusters = [torch.randn(3000, 3, generator=generator) @ tilt.T + shift for shift in (-4, 4)]
-    codes = torch.cat(clusters)
-    model = AE(image_shape=MNIST_SHAPE, dim_h=8, n_z=3)
-    model.fit_latent_mixture(codes, components=2, seed=0)
-    samples = model.sample_codes(20_000, torch.Generator().manual_seed(1), sampler="mixture")
-    torch.testing.assert_close(samples.mean(0), codes.mean(0), atol=0.1, rtol=0)
-    torch.testing.assert_close(samples.T.cov(), codes.T.cov(), atol=0.25, rtol=0.02)
-    assert samples.shape == (20_000, 3) and samples.dtype == torch.float32
-
-
-def test_sample_names_its_samplers_and_needs_a_fitted_mixture_for_the_mixture():
+def test_sample_refuses_a_sampler_that_was_never_fitted_and_says_how_to_fit_it():
     model = tiny("ae")
-    with pytest.raises(ValueError, match="unknown sampler 'gmm': choose one of prior, mixture"):
-        model.sample(2, sampler="gmm")
-    with pytest.raises(ValueError, match="no fitted mixture to sample from: evaluate"):
-        model.sample(2, sampler="mixture")
+    with pytest.raises(ValueError, match=r"no sampler 'flow' \(it has prior\): evaluate its"):
+        model.sample(2, sampler="flow")
     assert model.sample(2).shape == (2, *MNIST_SHAPE)  # the prior, by default
+    with pytest.raises(ValueError, match="sampler name 'Bad Name' must be lower-case"):
+        model.add_sampler("Bad Name", MixtureSampler())
 
 
 @pytest.mark.parametrize(
@@ -272,7 +261,11 @@ def test_sample_names_its_samplers_and_needs_a_fitted_mixture_for_the_mixture():
         ("wae_gan", {"penalty_weight": -0.5}, "penalty_weight"),
         ("wae_gan", {"prior_sigma": -1.0}, "prior_sigma must be > 0"),
         ("wae_mmd", {"penalty_weight": -1.0}, "penalty_weight"),
-        ("ae", {"architecture": "resnet"}, "architecture must be one of"),
+        (
+            "ae",
+            {"net": {"_target_": "torch.nn.Linear", "in_features": 2, "out_features": 2}},
+            "model.net's _target_ must be a family of wae_lightning.nets",
+        ),
         ("ae", {"encoder_pretraining_steps": -1}, "encoder_pretraining_steps"),
         ("ae", {"optimizer": partial(torch.optim.Adam, lr=0.0)}, "learning rate must be > 0"),
         (
@@ -284,7 +277,7 @@ def test_sample_names_its_samplers_and_needs_a_fitted_mixture_for_the_mixture():
 )
 def test_nonsensical_model_values_are_rejected(model_name, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        MODELS[model_name](image_shape=MNIST_SHAPE, **{"dim_h": 4, "n_z": 4, **kwargs})
+        MODELS[model_name](image_shape=MNIST_SHAPE, **{"n_z": 4, **kwargs})
 
 
 @pytest.mark.parametrize("model_name", MODELS)
@@ -450,7 +443,10 @@ def test_step_decay_divides_by_2_at_30_and_by_5_more_at_50():
 def test_the_paper_networks_train_a_few_steps_at_reduced_width(model_name, data_dir):
     L.seed_everything(0)
     model = MODELS[model_name](
-        image_shape=MNIST_SHAPE, dim_h=8, n_z=8, architecture="paper", penalty_weight=10.0
+        image_shape=MNIST_SHAPE,
+        n_z=8,
+        net=ConvolutionalNetworks(dim_h=8, architecture="paper"),
+        penalty_weight=10.0,
     )
     assert model.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
     datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
@@ -483,3 +479,58 @@ def test_encoder_pretraining_brings_the_codes_to_the_priors_mean_and_covariance(
     # 100 pre-training steps, then one training batch
     after = distance_to_prior(pretrained)
     assert after < 0.2 * before, (before, after)
+
+
+# ---- decoder smoothness options ----------------------------------------------------------------
+def test_input_noise_perturbs_only_what_the_encoder_reads_in_training():
+    images = torch.rand(4, *MNIST_SHAPE)
+    assert tiny("ae").training_inputs(images) is images  # off by default
+    noisy = tiny("ae", input_noise=0.01).training_inputs(images)
+    assert (noisy - images).std().item() == pytest.approx(0.01, rel=0.1)
+
+
+def test_the_code_penalty_adds_half_the_squared_norm_of_the_codes_to_the_loss():
+    L.seed_everything(0)
+    plain, penalised = tiny("ae"), tiny("ae", code_l2_weight=0.5)
+    penalised.load_state_dict(plain.state_dict())
+    images = torch.rand(6, *MNIST_SHAPE)
+    codes = plain.eval().encode(images)
+    added = penalised.eval().loss_terms(images)["loss"] - plain.loss_terms(images)["loss"]
+    expected = 0.5 * 0.5 * codes.square().sum(1).mean()
+    torch.testing.assert_close(added, expected)
+
+
+def test_decoder_weight_decay_applies_to_the_decoder_alone():
+    groups = tiny("ae", decoder_weight_decay=1e-3).configure_optimizers()["optimizer"].param_groups
+    assert [group["weight_decay"] for group in groups] == [0, 1e-3]
+    model = tiny("ae", decoder_weight_decay=1e-3)
+    assert sum(len(group["params"]) for group in groups) == len(list(model.parameters()))
+    plain = tiny("ae").configure_optimizers()["optimizer"].param_groups
+    assert len(plain) == 1 and plain[0]["weight_decay"] == 0
+
+
+def test_spectral_normalisation_holds_each_decoder_layer_near_unit_norm():
+    model = tiny("ae", decoder_spectral_norm=True, net=MLPNetworks(width=32, depth=2))
+    model.train()
+    for _ in range(30):  # each training forward pass refines the power iteration
+        model.decoder(torch.randn(8, 8))
+    layers = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(layers) == 3
+    for layer in layers:
+        assert torch.linalg.matrix_norm(layer.weight.detach(), 2).item() == pytest.approx(1, rel=0.05)
+
+
+def test_the_wae_mmd_kernel_scales_choose_the_kernels_of_its_penalty():
+    x, y = torch.randn(50, 8), torch.randn(60, 8) + 0.5
+    single = mmd_imq(x, y, scales=(1.0,))
+    c = 2 * 8.0
+    k = lambda a, b: c / (c + torch.cdist(a, b).square())  # noqa: E731
+    by_hand = (
+        (k(x, x).sum() - k(x, x).diagonal().sum()) / (50 * 49)
+        + (k(y, y).sum() - k(y, y).diagonal().sum()) / (60 * 59)
+        - 2 * k(x, y).mean()
+    )
+    torch.testing.assert_close(single, by_hand, rtol=1e-4, atol=1e-6)
+    assert mmd_imq(x, y) > single  # the default sums seven kernels
+    with pytest.raises(ValueError, match="kernel_scales must be positive"):
+        tiny("wae_mmd", kernel_scales=[0.0])

@@ -1,9 +1,23 @@
+import math
+
+import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 from torch import nn
 
 from tests.conftest import MNIST_SHAPE
-from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
+from wae_lightning.checkpoints import load_model
+from wae_lightning.models import WAEMMD
+from wae_lightning.nets import (
+    ConvolutionalNetworks,
+    Decoder,
+    Encoder,
+    LatentDiscriminator,
+    MLPNetworks,
+    NetworkPair,
+    build_networks,
+)
 
 
 def test_default_encoder_is_the_tutorial_architecture():
@@ -157,3 +171,101 @@ def test_the_paper_networks_have_the_papers_shapes():
     assert shapes == [(512, 14, 14), (256, 28, 28), (1, 28, 28)]
     strides = [m.stride for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert strides == [(2, 2), (2, 2), (1, 1)]
+
+
+# ---- network families: what model/net= chooses ------------------------------------------------
+FAMILIES = {
+    "tutorial": ConvolutionalNetworks(dim_h=4),
+    "paper": ConvolutionalNetworks(dim_h=4, architecture="paper", kernel_size=5),
+    "mlp": MLPNetworks(width=16, depth=2),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("side", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_network_family_builds_for_each_image_shape_and_round_trips(family, side, channels):
+    networks = FAMILIES[family]
+    shape = (channels, side, side)
+    encoder, decoder = networks.encoder(shape, 10), networks.decoder(shape, 5)
+    codes = encoder(torch.rand(3, *shape))
+    assert codes.shape == (3, 10)
+    assert decoder(codes[:, :5]).shape == (3, *shape)
+    again = build_networks(networks.config())  # as a checkpoint rebuilds it
+    assert again == networks and again is not networks
+
+
+def test_the_mlp_family_builds_for_sides_the_convolutions_cannot_halve():
+    with pytest.raises(ValueError, match="side 30.*model/net=mlp"):
+        ConvolutionalNetworks().encoder((1, 30, 30), 4)
+    assert MLPNetworks().decoder((1, 30, 30), 4)(torch.zeros(2, 4)).shape == (2, 1, 30, 30)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: ConvolutionalNetworks(architecture="resnet"), "set model.net.architecture"),
+        (lambda: ConvolutionalNetworks(dim_h=0), "dim_h must be an integer >= 1.*model.net.dim_h"),
+        (lambda: ConvolutionalNetworks(kernel_size=1), "kernel_size must be an integer >= 2"),
+        (lambda: MLPNetworks(width=0), "width must be an integer >= 1.*model.net.width"),
+        (lambda: MLPNetworks(depth=-1), "depth must be an integer >= 1.*model.net.depth"),
+        (lambda: NetworkPair(TinyEncoder, TinyDecoder), "encoder_builder must be a class with"),
+    ],
+)
+def test_network_families_refuse_nonsensical_settings_with_the_option(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+class TinyEncoder(nn.Module):
+    """A user's own encoder, outside the package: one linear layer of the pixels."""
+
+    def __init__(self, image_shape, out_features, width=16):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Flatten(), nn.Linear(math.prod(image_shape), width), nn.ReLU(), nn.Linear(width, out_features)
+        )
+
+    def forward(self, images):
+        return self.layers(images)
+
+
+class TinyDecoder(nn.Module):
+    def __init__(self, image_shape, n_z, width=16):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.layers = nn.Sequential(
+            nn.Linear(n_z, width), nn.ReLU(), nn.Linear(width, math.prod(image_shape))
+        )
+
+    def forward(self, codes):
+        return self.layers(codes).view(-1, *self.image_shape)
+
+
+def test_a_users_own_encoder_and_decoder_train_and_load_from_their_checkpoint(mnist, tmp_path):
+    """Given as Hydra configs (``_target_`` and ``_partial_``), as a user's model/net file
+    would give them; the checkpoint rebuilds them with no config."""
+    own = {
+        "_target_": "wae_lightning.nets.NetworkPair",
+        "encoder_builder": {"_target_": f"{__name__}.TinyEncoder", "_partial_": True, "width": 24},
+        "decoder_builder": {"_target_": f"{__name__}.TinyDecoder", "_partial_": True, "width": 24},
+    }
+    model = WAEMMD(image_shape=MNIST_SHAPE, n_z=4, net=instantiate(own))
+    assert isinstance(model.encoder, TinyEncoder) and model.encoder.layers[1].out_features == 24
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=5,
+        limit_val_batches=1,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        logger=False,
+    )
+    before = [p.detach().clone() for p in model.encoder.parameters()]
+    trainer.fit(model, mnist)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
+    trainer.save_checkpoint(tmp_path / "own.ckpt")
+    loaded = load_model(tmp_path / "own.ckpt")
+    assert isinstance(loaded.decoder, TinyDecoder) and loaded.hparams.net == model.hparams.net
+    images = torch.rand(2, *MNIST_SHAPE)
+    torch.testing.assert_close(loaded.eval()(images), model.eval()(images))

@@ -88,9 +88,19 @@ def test_a_sweep_ends_with_a_report_of_both_models(sweep):
     page.close()
     assert page.open == [], page.open
     assert page.cells[:3] == ["", "AE", "WAE-GAN"]
-    for label in ("FID of prior samples ↓", "reconstruction SSIM ↑", "epochs", "parameters"):
+    for label in (
+        "FID of prior samples ↓",
+        "FID of flow samples ↓",
+        "NLL of test codes under the mixture sampler (nats) ↓",
+        "reconstruction SSIM ↑",
+        "epochs",
+        "parameters",
+    ):
         assert label in page.cells
-    assert len(page.images) == 7  # reconstructions, interpolations, 2 samplers, t-SNE, PCA, curves
+    # reconstructions, interpolations, prior, mixture and flow samples, t-SNE, PCA, curves
+    assert len(page.images) == 8
+    for caption in ("the prior N(0, sigma^2 I)", "a normalizing flow fitted to the training codes"):
+        assert f"Samples decoded from {caption}" in (report / "report.html").read_text()
     for source in page.images:
         assert source.startswith("data:image/png;base64,")
         assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG")
@@ -98,7 +108,7 @@ def test_a_sweep_ends_with_a_report_of_both_models(sweep):
     markdown = (report / "report.md").read_text()
     assert "## MNIST" in markdown and "|  | AE | WAE-GAN |" in markdown
     linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
-    assert len(linked) == 7 and all((report / path).is_file() for path in linked)
+    assert len(linked) == 8 and all((report / path).is_file() for path in linked)
 
     with open(report / "metrics.csv") as file:
         rows = list(csv.DictReader(file))

@@ -132,7 +132,7 @@ def test_the_paper_celeba_preset_trains_on_celeba(celeba_copy, tiny_config, tmp_
         tiny_config(
             "experiment=paper_celeba",
             "model=wae_mmd",
-            "model.dim_h=4",
+            "model.net.dim_h=4",
             "model.encoder_pretraining_steps=2",
             f"data.data_dir={celeba_copy}",
             f"data.cache_dir={tmp_path / 'cache'}",
@@ -145,4 +145,4 @@ def test_the_paper_celeba_preset_trains_on_celeba(celeba_copy, tiny_config, tmp_
     assert metrics["test/recon_mse"] > 0
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
-    assert tuple(hparams["image_shape"]) == (3, 64, 64) and hparams["kernel_size"] == 5
+    assert tuple(hparams["image_shape"]) == (3, 64, 64) and hparams["net"]["kernel_size"] == 5

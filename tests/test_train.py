@@ -184,7 +184,7 @@ def test_a_saved_model_loads_as_its_own_class(tiny_config, tmp_path):
         ("model.optimizer.lr=0", "learning rate must be > 0"),
         ("model=wae_gan model.discriminator_optimizer.lr=-0.1", "learning rate must be > 0"),
         ("model.reconstruction.cost=l1", "reconstruction cost must be one of"),
-        ("model.dim_h=0", "dim_h must be an integer >= 1, got 0: set model.dim_h"),
+        ("model.net.dim_h=0", "dim_h must be an integer >= 1, got 0: set model.net.dim_h"),
         (
             "model=wae_gan model.discriminator_depth=0",
             "discriminator_depth must be an integer >= 1, got 0: set model.discriminator_depth",

@@ -12,6 +12,7 @@ reads them back from here.
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,8 @@ class EvaluationRecord:
     """How the FID/KID features were made (``features.load_feature_network``'s record)."""
     checkpoint: str | None = None
     evaluation_seconds: float | None = None
+    samplers: dict[str, str] = field(default_factory=dict)
+    """What each sampler draws from, by name (its ``description``)."""
 
     @property
     def spec(self) -> ImageSpec:
@@ -153,12 +156,30 @@ class EvaluationRecord:
         ]
         if missing:
             raise KeyError(f"no {', '.join(missing)}")
+        values["metrics"] = current_metric_names(values["metrics"])
         return cls(**_known_fields(cls, values))
 
 
 CURVE_PREFIX = "curve_"
 """A curve's array is stored as ``curve_<stage>_<term>``: ``val/recon_mse`` as
 ``curve_val_recon_mse`` (a stage's name has no underscore)."""
+
+
+SAMPLES_PREFIX = "samples_"
+"""A sampler's decoded samples are stored as ``samples_<sampler>``."""
+
+LEGACY_SAMPLE_ARRAYS = ("prior", "gmm")
+"""The two sample sets files held as ``<name>_samples`` before samplers were objects."""
+
+
+def current_sampler_name(name: str) -> str:
+    """Older evaluations called the mixture sampler ``gmm``."""
+    return "mixture" if name == "gmm" else name
+
+
+def current_metric_names(metrics: dict[str, float]) -> dict[str, float]:
+    """An older evaluation's metrics under today's names (``fid_gmm`` is ``fid_mixture``)."""
+    return {re.sub(r"_gmm(?=_std$|$)", "_mixture", name): v for name, v in metrics.items()}
 
 
 @dataclass
@@ -177,16 +198,13 @@ class FigureData:
     tsne_latent: np.ndarray
     pca_pixel: np.ndarray
     pca_latent: np.ndarray
-    prior_samples: np.ndarray
-    gmm_samples: np.ndarray
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+    """Decoded samples of each sampler, by name (``prior`` first)."""
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     """Per-epoch values of logged metrics, by tag (``val/recon_mse``)."""
 
     SHARED = ("originals", "pixel_interpolations", "embedding_labels")
     """What must be the same for every run of a dataset for the report's rows to line up."""
-
-    def samples(self, sampler: str) -> np.ndarray:
-        return getattr(self, f"{sampler}_samples")
 
     def embedding(self, method: str, space: str) -> np.ndarray:
         """``method`` tsne or pca, ``space`` pixel or latent."""
@@ -194,9 +212,12 @@ class FigureData:
 
     def write(self, evaluation_dir: str | Path) -> None:
         arrays = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "curves"
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("curves", "samples")
         }
         arrays |= {CURVE_PREFIX + tag.replace("/", "_", 1): v for tag, v in self.curves.items()}
+        arrays |= {SAMPLES_PREFIX + name: v for name, v in self.samples.items()}
         Path(evaluation_dir).mkdir(parents=True, exist_ok=True)
         np.savez_compressed(Path(evaluation_dir) / FIGURE_DATA_FILE, **arrays)
 
@@ -209,4 +230,12 @@ class FigureData:
             for key in list(arrays)
             if key.startswith(CURVE_PREFIX)
         }
-        return cls(**_known_fields(cls, arrays), curves=curves)
+        samples = {
+            key.removeprefix(SAMPLES_PREFIX): arrays.pop(key)
+            for key in list(arrays)
+            if key.startswith(SAMPLES_PREFIX)
+        }
+        for name in LEGACY_SAMPLE_ARRAYS:  # files of before samplers were objects
+            if f"{name}_samples" in arrays:
+                samples[current_sampler_name(name)] = arrays.pop(f"{name}_samples")
+        return cls(**_known_fields(cls, arrays), samples=samples, curves=curves)

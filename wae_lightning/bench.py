@@ -41,7 +41,7 @@ from torchvision.transforms.functional import to_tensor
 from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.losses import gaussian_kl_to_prior, mmd_imq
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
-from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
+from wae_lightning.nets import ConvolutionalNetworks, Decoder, Encoder, LatentDiscriminator
 from wae_lightning.precision import choose_precision, detect
 
 MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN, "wae_mmd": WAEMMD}
@@ -201,8 +201,8 @@ def time_project_training(
     L.seed_everything(0, verbose=False)
     module = MODELS[model](
         image_shape=args.image_shape,
-        dim_h=args.dim_h,
         n_z=args.n_z,
+        net=ConvolutionalNetworks(dim_h=args.dim_h),
         channels_last=args.channels_last,
         compile_mode=args.compile_mode,
     )
@@ -259,7 +259,8 @@ def compare(model: str, args: argparse.Namespace, images: Tensor) -> dict[str, f
 def divergence_check_cost(model: str, args: argparse.Namespace) -> tuple[float, float]:
     """Microseconds of the divergence check on ``args.device``: the note every training step
     adds (on the device, no read-back), and the guard's read of that note, every N steps."""
-    module = MODELS[model](image_shape=args.image_shape, dim_h=args.dim_h, n_z=args.n_z).to(
+    networks = ConvolutionalNetworks(dim_h=args.dim_h)
+    module = MODELS[model](image_shape=args.image_shape, n_z=args.n_z, net=networks).to(
         args.device
     )
     values = torch.randn(len(module.loss_terms_logged), device=args.device)

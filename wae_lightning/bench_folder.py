@@ -21,6 +21,7 @@ import torch
 from wae_lightning.data import ImageFolderDataModule
 from wae_lightning.data.base import ImageSpec, to_float_images
 from wae_lightning.models import AE
+from wae_lightning.nets import ConvolutionalNetworks
 
 
 def images_per_second(batches, count: int, epochs: int = 1) -> float:
@@ -34,7 +35,7 @@ def images_per_second(batches, count: int, epochs: int = 1) -> float:
 def training_images_per_second(spec: ImageSpec, batches, count: int, dim_h: int) -> float:
     """An epoch of training steps of a small AE on ``batches`` (uint8 image batches)."""
     L.seed_everything(0, verbose=False)
-    model = AE(image_shape=spec.image_shape, dim_h=dim_h)
+    model = AE(image_shape=spec.image_shape, net=ConvolutionalNetworks(dim_h=dim_h))
     optimizer = model.configure_optimizers()["optimizer"]
     start = time.perf_counter()
     for images, _ in batches:

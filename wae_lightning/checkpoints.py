@@ -12,12 +12,8 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from torch import Tensor
 
 from wae_lightning.data.base import DATA_MODULE_KEY, ImageDataModule
-from wae_lightning.models.base import (
-    CHECKPOINT_MODEL_KEY,
-    LATENT_MIXTURE_KEY,
-    AutoEncoderModule,
-)
-from wae_lightning.models.latent_mixture import LatentMixture
+from wae_lightning.models.base import CHECKPOINT_MODEL_KEY, SAMPLERS_KEY, AutoEncoderModule
+from wae_lightning.nets import ConvolutionalNetworks
 
 LAST_CHECKPOINT = "last.ckpt"
 """In a run's ``checkpoints/``: the latest state, what ``ckpt_path=`` resumes from."""
@@ -127,11 +123,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def keep_latent_mixture(path: str | Path, mixture: LatentMixture) -> None:
-    """Add the mixture fitted to a checkpoint's training codes to that checkpoint, so that the
-    model loaded from it can ``sample(..., sampler="mixture")``; the file is replaced whole."""
+def keep_samplers(path: str | Path, model: AutoEncoderModule) -> None:
+    """Add the samplers fitted to a checkpoint's training codes to that checkpoint, so that the
+    model loaded from it can ``sample(..., sampler=name)``; the file is replaced whole."""
     checkpoint = read_checkpoint(path)
-    checkpoint[LATENT_MIXTURE_KEY] = mixture.state()
+    checkpoint[SAMPLERS_KEY] = model.fitted_sampler_records()
     VerifiedCheckpointIO().save_checkpoint(checkpoint, path)
 
 
@@ -184,6 +180,23 @@ def saved_image_shape(hyperparameters: dict[str, Any]) -> tuple[int, int, int]:
     return (hyperparameters.get("channels", 1), 28, 28)
 
 
+def current_hyperparameters(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model hyper-parameters in today's form. Checkpoints written before
+    network families were configurable hold the convolutional networks' ``dim_h``,
+    ``architecture`` and ``kernel_size``, and a WAE-GAN adversary of width None (4 x dim_h)."""
+    current = dict(hyperparameters)
+    current["image_shape"] = saved_image_shape(current)
+    current.pop("channels", None)
+    if "net" not in current:
+        dim_h = current.pop("dim_h", 40)
+        current["net"] = ConvolutionalNetworks(
+            dim_h, current.pop("architecture", "tutorial"), current.pop("kernel_size", 4)
+        ).config()
+        if "discriminator_width" in current and current["discriminator_width"] is None:
+            current["discriminator_width"] = 4 * dim_h
+    return current
+
+
 def load_model(path: str | Path) -> AutoEncoderModule:
     """Load any wae_lightning checkpoint as the model class that wrote it, for evaluation."""
     checkpoint = read_checkpoint(path)
@@ -193,10 +206,7 @@ def load_model(path: str | Path) -> AutoEncoderModule:
             f"checkpoint {str(path)!r} names a model outside wae_lightning: {module_name}"
         )
     cls = getattr(importlib.import_module(module_name), class_name)
-    hyperparameters = dict(checkpoint.get("hyper_parameters", {}))
-    hyperparameters["image_shape"] = saved_image_shape(hyperparameters)
-    hyperparameters.pop("channels", None)
-    model = cls(**hyperparameters)
+    model = cls(**current_hyperparameters(checkpoint.get("hyper_parameters", {})))
     model.apply_memory_format()
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])

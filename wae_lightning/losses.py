@@ -1,6 +1,7 @@
 """Reconstruction costs and latent divergences, written on logits and kept free of module state."""
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -81,18 +82,25 @@ def imq_kernel_total(a: Tensor, b: Tensor, constants: list[float]) -> Tensor:
     return sum((c / (c + squared)).sum() for c in constants)
 
 
-def mmd_imq(x: Tensor, y: Tensor, prior_sigma: float = 1.0, block_size: int = 1024) -> Tensor:
+def mmd_imq(
+    x: Tensor,
+    y: Tensor,
+    prior_sigma: float = 1.0,
+    block_size: int = 1024,
+    scales: Sequence[float] = IMQ_SCALES,
+) -> Tensor:
     """Unbiased estimate of MMD^2 between samples x (n, d) and y (m, d), n, m >= 2.
 
     The kernel is the WAE paper's inverse multiquadratic k(x, y) = C / (C + ||x - y||^2), summed
-    over C = 2 * d * prior_sigma^2 * IMQ_SCALES; the diagonal terms k(x_i, x_i) are excluded.
+    over C = 2 * d * prior_sigma^2 * ``scales`` (the WAE code's IMQ_SCALES; the paper's single
+    kernel is ``scales=(1.0,)``); the diagonal terms k(x_i, x_i) are excluded.
     Pairs are taken ``block_size`` rows at a time, so 10,000 codes fit in little memory.
     """
     n, m = len(x), len(y)
     if n < 2 or m < 2:
         raise ValueError(f"the unbiased MMD needs at least 2 samples on each side, got {n} and {m}")
     x, y = x.float(), y.float()
-    constants = [2 * x.shape[1] * prior_sigma**2 * scale for scale in IMQ_SCALES]
+    constants = [2 * x.shape[1] * prior_sigma**2 * scale for scale in scales]
 
     def mean_kernel(a: Tensor, b: Tensor, same: bool) -> Tensor:
         total = a.new_zeros(())

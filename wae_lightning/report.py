@@ -40,7 +40,7 @@ from wae_lightning.artifacts import (
     TrainingRecord,
 )
 from wae_lightning.data import ImageSpec
-from wae_lightning.evaluation.metrics import INCEPTION_METRICS, METRICS
+from wae_lightning.evaluation.metrics import INCEPTION_PREFIX, metric_infos, samplers_of
 from wae_lightning.features import describe_feature_network
 from wae_lightning.search import SearchResult, objective_panels, read_search
 
@@ -235,7 +235,8 @@ def metric_table(runs: list[Run]) -> Table:
     for label, values in facts.items():
         table.rows.append([label, *map(format_value, values)])
         table.best.append(set())
-    for name, info in METRICS.items():
+    written = [name for run in runs for name in run.evaluation.metrics]
+    for name, info in metric_infos(samplers_of(written)).items():
         values = [run.evaluation.metrics.get(name) for run in runs]
         if all(value is None for value in values):
             continue
@@ -269,7 +270,7 @@ def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Pa
     first = runs[0].figure_data
     class_names = runs[0].spec.class_names
     count = len(first.originals)
-    samples = min(SAMPLES_PER_ROW, *(len(run.figure_data.prior_samples) for run in runs))
+    samples = min(SAMPLES_PER_ROW, *(len(run.figure_data.samples["prior"]) for run in runs))
     panels = {
         "reconstructions": (
             "Test images (top) and their reconstructions by each model",
@@ -289,14 +290,13 @@ def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Pa
             ),
         ),
     }
-    for sampler, caption in (
-        ("prior", "Samples decoded from the prior N(0, sigma^2 I)"),
-        ("gmm", "Samples decoded from a Gaussian mixture fitted to the training codes"),
-    ):
+    shared = [s for s in first.samples if all(s in run.figure_data.samples for run in runs)]
+    for sampler in shared:
+        description = runs[0].evaluation.samplers.get(sampler, f"the {sampler} sampler")
         panels[f"{sampler}_samples"] = (
-            caption,
+            f"Samples decoded from {description}",
             figures.image_rows(
-                [(run.label, run.figure_data.samples(sampler)[:samples]) for run in runs]
+                [(run.label, run.figure_data.samples[sampler][:samples]) for run in runs]
             ),
         )
     for method, key in (("t-SNE", "tsne"), ("PCA", "pca")):
@@ -346,7 +346,7 @@ def classifier_note(runs: list[Run]) -> str:
         f"{describe_feature_network(first.feature_classifier)}. "
         "Arrows give the better direction; the best value of each row is in bold."
     )
-    if any(name in first.metrics for name in INCEPTION_METRICS):
+    if any(name.startswith(INCEPTION_PREFIX) for name in first.metrics):
         note += (
             " The Inception FIDs use the Inception-v3 weights given in evaluation.inception_weights"
             " (2048-d pool features, images scaled to 299 x 299)."

@@ -57,7 +57,8 @@ def check_run_settings(cfg: DictConfig, model: AutoEncoderModule, labeled: bool)
     known = [f"{stage}/{term}" for stage in stages for term in model.loss_terms_logged]
     if cfg.evaluate:
         inception = cfg.evaluation.get("inception_weights") is not None
-        known += [f"eval/{name}" for name in metric_names(model, labeled, inception)]
+        samplers = [name for name, sampler in cfg.evaluation.samplers.items() if sampler]
+        known += [f"eval/{name}" for name in metric_names(model, samplers, labeled, inception)]
     if cfg.optimized_metric not in known:
         raise ValueError(
             f"optimized_metric={cfg.optimized_metric!r} is not logged by {type(model).__name__} "

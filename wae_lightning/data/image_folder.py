@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from wae_lightning.checks import check_fraction_or_count
+from wae_lightning.checks import check_count, check_fraction_or_count
 from wae_lightning.data.base import ImageDataModule, ImageSpec
 from wae_lightning.data.image_files import (
     ImageDecoder,
@@ -43,7 +43,6 @@ from wae_lightning.data.image_files import (
     scan,
     select,
 )
-from wae_lightning.nets import decoder_ladder
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +111,10 @@ class ImageFolderDataModule(ImageDataModule):
             raise ImageFolderError(
                 f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}: set data.channels"
             )
-        try:
-            decoder_ladder(image_size)
-        except (ValueError, TypeError) as error:
-            raise ImageFolderError(f"{error}: set data.image_size") from error
+        try:  # any side: whether the networks can be built for it is theirs to say
+            check_count(image_size, "data.image_size")
+        except ValueError as error:
+            raise ImageFolderError(str(error)) from None
         for name, size in (("val_size", val_size), ("test_size", test_size)):
             check_fraction_or_count(size, f"data.{name}", "images", error=ImageFolderError)
         self.layout = self.read_layout()

@@ -4,6 +4,6 @@ projector (``embeddings.py``), the training curves read from the logs (``curves.
 run's figures (``run_figures.py``)."""
 
 from wae_lightning.evaluation.evaluator import Evaluator
-from wae_lightning.evaluation.metrics import METRICS, EvaluationError, metric_names
+from wae_lightning.evaluation.metrics import EvaluationError, metric_infos, metric_names
 
-__all__ = ["METRICS", "EvaluationError", "Evaluator", "metric_names"]
+__all__ = ["EvaluationError", "Evaluator", "metric_infos", "metric_names"]

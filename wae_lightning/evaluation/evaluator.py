@@ -5,14 +5,16 @@ gives the same numbers:
 
 - reconstruction of the 10,000 test images: per-pixel MSE (the tutorial's measure) and BCE,
   SSIM and PSNR, the feature classifier's accuracy on the reconstructions, and their FID/KID;
-- generation: FID and KID of 10,000 images decoded from the prior N(0, sigma^2 I) and from a
-  Gaussian mixture fitted to the training codes (a plain AE has no prior of its own), against
-  the test images, in the features of a network trained on the data set (``features.py``), and
-  optionally in a user's own Inception-v3 weights;
-- the latent space: MMD between the test codes and prior samples; the VAE's active units.
+- generation: FID and KID of 10,000 images decoded from each sampler, the prior
+  N(0, sigma^2 I) and those fitted to the training codes (a Gaussian mixture and a normalizing
+  flow by default: a plain AE has no prior of its own), against the test images, in the
+  features of a network trained on the data set (``features.py``), and optionally in a user's
+  own Inception-v3 weights; each sampler's negative log-likelihood of the test codes;
+- the latent space: MMD between the test codes and prior samples; the model's own latent
+  metrics (the VAE's active units).
 
-The :class:`Evaluator` runs the passes (``metrics.py``, ``embeddings.py``), fits the model's
-mixture sampler (``models/latent_mixture.py``, then kept in the evaluated checkpoint), and
+The :class:`Evaluator` runs the passes (``metrics.py``, ``embeddings.py``), fits the samplers
+(``wae_lightning/samplers/``, then kept in the evaluated checkpoint), and
 writes what they give through ``wae_lightning.artifacts``: ``metrics.json`` and the arrays
 behind the figures (``figure_data.npz``), which ``run_figures.py`` draws and the sweep report
 reads back.
@@ -36,7 +38,7 @@ from wae_lightning.artifacts import EvaluationRecord, FigureData
 from wae_lightning.checkpoints import (
     CheckpointWriteError,
     describe_entries,
-    keep_latent_mixture,
+    keep_samplers,
     non_finite_entries,
 )
 from wae_lightning.data import ImageDataModule, to_float_images
@@ -60,7 +62,6 @@ from wae_lightning.evaluation.run_figures import draw_run_figures
 from wae_lightning.evaluation.settings import EvaluationSettings
 from wae_lightning.features import FrozenFeatures, load_feature_network
 from wae_lightning.losses import mmd_imq
-from wae_lightning.models import VAE
 from wae_lightning.models.base import AutoEncoderModule
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,8 @@ class Evaluator(EvaluationSettings):
         """Evaluate ``model`` on ``datamodule``'s test split; write everything to ``output_dir``.
 
         ``run_dir`` is the training run's folder, whose logs give the training curves;
-        ``writer`` receives the metrics (``eval/...``) and figures at ``step``. The mixture
-        sampler fitted to the training codes is kept in ``checkpoint``, when that is the file
+        ``writer`` receives the metrics (``eval/...``) and figures at ``step``. The samplers
+        fitted to the training codes are kept in ``checkpoint``, when that is the file
         the model's weights came from. Returns the record that is also written to
         ``output_dir/metrics.json``.
         """
@@ -151,14 +152,15 @@ class Evaluator(EvaluationSettings):
             feature_classifier=classifier_record,
             checkpoint=checkpoint,
             evaluation_seconds=round(time.perf_counter() - start, 1),
+            samplers={name: s.description for name, s in model.samplers.items()},
         )
         record.write(output_dir)
         if checkpoint is not None and Path(checkpoint).is_file():
             try:
-                keep_latent_mixture(checkpoint, model.latent_mixture)
-                log.info("The fitted mixture sampler is kept in %s", checkpoint)
+                keep_samplers(checkpoint, model)
+                log.info("The fitted samplers are kept in %s", checkpoint)
             except CheckpointWriteError as error:  # the results are written: only warn
-                log.warning("The fitted mixture sampler was not kept: %s", error)
+                log.warning("The fitted samplers were not kept: %s", error)
         if writer is not None:
             for metric, value in metrics.items():
                 writer.add_scalar(f"eval/{metric}", value, step)
@@ -213,35 +215,29 @@ class Evaluator(EvaluationSettings):
         metrics |= distances.score_features(reconstruction.recon_features, "recon")
 
         generator = torch.Generator().manual_seed(self.seed)
-        prior_codes = model.sample_prior(self.num_generated, generator).float().cpu()
-        prior_samples = self.map_batches(model.decode, prior_codes, "decoding prior samples")
-        metrics |= distances.score(self.device_batches(prior_samples, "features of prior"), "prior")
-
-        train_codes = self.training_codes(model, datamodule, train_count)
-        require_finite(train_codes, "the codes of the training images")
-        log.info(
-            "Fitting a %d-component Gaussian mixture to %d training codes",
-            self.mixture_components,
-            len(train_codes),
-        )
-        model.fit_latent_mixture(train_codes, self.mixture_components, self.seed)
-        mixture_codes = model.sample_codes(self.num_generated, generator, "mixture").cpu()
-        mixture_samples = self.map_batches(model.decode, mixture_codes, "decoding mixture samples")
-        metrics |= distances.score(self.device_batches(mixture_samples, "features of gmm"), "gmm")
+        if self.samplers:
+            self.fit_samplers(model, self.training_codes(model, datamodule, train_count))
+        samples: dict[str, Tensor] = {}
+        for name, sampler in model.samplers.items():
+            codes = model.sample_codes(self.num_generated, generator, name).float().cpu()
+            samples[name] = self.map_batches(model.decode, codes, f"decoding {name} samples")
+            batches = self.device_batches(samples[name], f"features of {name} samples")
+            metrics |= distances.score(batches, name)
+            metrics[f"nll_{name}"] = -float(sampler.log_prob(test_codes).mean())
+            if name == "prior":
+                prior_codes = codes
         metrics["fid_train_images"] = reference.fid_train_images
 
         if inception is not None:
-            for name, samples in (("prior", prior_samples), ("gmm", mixture_samples)):
-                batches = self.device_batches(samples, f"Inception features of {name}")
+            for name, images in samples.items():
+                batches = self.device_batches(images, f"Inception features of {name} samples")
                 metrics |= inception.score(batches, name)
 
         count = min(self.mmd_samples, len(test_codes))
         metrics["latent_mmd"] = float(
             mmd_imq(test_codes[:count], prior_codes[:count], model.hparams.prior_sigma)
         )
-        if isinstance(model, VAE):
-            # Burda et al. (2016): a unit is active when its posterior mean varies with the input
-            metrics["active_units"] = float((test_codes.var(0) > 0.01).sum())
+        metrics |= model.latent_metrics(test_codes)
 
         if writer is not None:
             write_projector(writer, test_codes, test_images, test_labels, spec, step)
@@ -251,8 +247,9 @@ class Evaluator(EvaluationSettings):
             test_labels,
             test_codes,
             reconstructions=reconstructions[: self.num_images].numpy(),
-            prior_samples=prior_samples[: self.num_figure_samples].numpy(),
-            gmm_samples=mixture_samples[: self.num_figure_samples].numpy(),
+            samples={
+                name: images[: self.num_figure_samples].numpy() for name, images in samples.items()
+            },
         )
         return metrics, data
 
@@ -323,14 +320,27 @@ class Evaluator(EvaluationSettings):
         save_reference(path, reference)
         return reference
 
+    def fit_samplers(self, model: AutoEncoderModule, train_codes: Tensor) -> None:
+        """Fit each configured sampler to the training codes and give it to the model."""
+        require_finite(train_codes, "the codes of the training images")
+        for name, build in self.samplers.items():
+            start = time.perf_counter()
+            sampler = build()
+            sampler.fit(train_codes, self.seed)
+            model.add_sampler(name, sampler)
+            log.info(
+                "Fitted the %s sampler (%s) to %d training codes in %.1f s",
+                name, type(sampler).__name__, len(train_codes), time.perf_counter() - start,
+            )
+
     def training_codes(
         self, model: AutoEncoderModule, datamodule: ImageDataModule, train_count: int
     ) -> Tensor:
-        """Codes of the training images the mixture is fitted to: a seeded random subset of
-        ``mixture_fit_images`` of them, or all when it is null."""
-        if self.mixture_fit_images is not None and self.mixture_fit_images < train_count:
+        """Codes of the training images the samplers are fitted to: a seeded random subset of
+        ``sampler_fit_images`` of them, or all when it is null."""
+        if self.sampler_fit_images is not None and self.sampler_fit_images < train_count:
             generator = torch.Generator().manual_seed(self.seed)
-            chosen = torch.randperm(train_count, generator=generator)[: self.mixture_fit_images]
+            chosen = torch.randperm(train_count, generator=generator)[: self.sampler_fit_images]
             images, _ = datamodule.take("train", chosen.sort().values)
             return self.map_batches(
                 lambda batch: model.encode(to_float_images(batch)),

@@ -18,7 +18,6 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from wae_lightning.data import to_float_images
 from wae_lightning.features import FeatureVectors, FrozenFeatures
-from wae_lightning.models import VAE
 from wae_lightning.models.base import AutoEncoderModule
 
 
@@ -28,7 +27,7 @@ class MetricInfo:
     better: str  # "lower", "higher" or "" (no direction)
 
 
-METRICS: dict[str, MetricInfo] = {
+RECONSTRUCTION_METRICS: dict[str, MetricInfo] = {
     "recon_mse": MetricInfo("reconstruction MSE per pixel", "lower"),
     "recon_bce": MetricInfo("reconstruction BCE per pixel", "lower"),
     "recon_ssim": MetricInfo("reconstruction SSIM", "higher"),
@@ -36,37 +35,70 @@ METRICS: dict[str, MetricInfo] = {
     "recon_accuracy": MetricInfo("classifier accuracy on reconstructions", "higher"),
     "fid_recon": MetricInfo("FID of reconstructions", "lower"),
     "kid_recon": MetricInfo("KID of reconstructions", "lower"),
-    "fid_prior": MetricInfo("FID of prior samples", "lower"),
-    "kid_prior": MetricInfo("KID of prior samples", "lower"),
-    "fid_gmm": MetricInfo("FID of mixture samples", "lower"),
-    "kid_gmm": MetricInfo("KID of mixture samples", "lower"),
-    "inception_fid_prior": MetricInfo("FID of prior samples, your Inception-v3 weights", "lower"),
-    "inception_fid_gmm": MetricInfo("FID of mixture samples, your Inception-v3 weights", "lower"),
+}
+
+SAMPLER_METRICS: dict[str, MetricInfo] = {
+    "fid_{}": MetricInfo("FID of {} samples", "lower"),
+    "kid_{}": MetricInfo("KID of {} samples", "lower"),
+    "nll_{}": MetricInfo("NLL of test codes under the {} sampler (nats)", "lower"),
+    "inception_fid_{}": MetricInfo("FID of {} samples, your Inception-v3 weights", "lower"),
+}
+"""Each sampler's metrics, ``{}`` standing for its name (``fid_prior``, ``nll_flow``)."""
+
+LATENT_METRICS: dict[str, MetricInfo] = {
     "latent_mmd": MetricInfo("MMD^2 of test codes to the prior", "lower"),
     "active_units": MetricInfo("active latent units (VAE)", ""),
     "test_accuracy": MetricInfo("classifier accuracy on test images (reference)", ""),
     "fid_train_images": MetricInfo("FID of training images (reference floor)", ""),
 }
-"""Every metric an evaluation writes (KIDs also with ``_std``), with what makes it better."""
+
+MODEL_METRICS = ("active_units",)
+"""Metrics that only some models write (``AutoEncoderModule.latent_metrics``)."""
+
+INCEPTION_PREFIX = "inception_fid_"
+"""Metrics in the features of a user's own Inception-v3 weights (``evaluation.inception_weights``)."""
 
 CLASS_METRICS = ("recon_accuracy", "test_accuracy")
 """Metrics that need classes: left out for unlabeled images rather than faked."""
 
-INCEPTION_METRICS = ("inception_fid_prior", "inception_fid_gmm")
-"""Metrics in the features of a user's own Inception-v3 weights (``evaluation.inception_weights``)."""
+
+def metric_infos(samplers: Iterable[str]) -> dict[str, MetricInfo]:
+    """Every metric an evaluation with these samplers can write (KIDs also with ``_std``), in
+    the order reports show them, with what makes each better."""
+    per_sampler = {
+        pattern.format(sampler): MetricInfo(info.label.format(sampler), info.better)
+        for sampler in samplers
+        for pattern, info in SAMPLER_METRICS.items()
+    }
+    return {**RECONSTRUCTION_METRICS, **per_sampler, **LATENT_METRICS}
+
+
+def samplers_of(metrics: Iterable[str]) -> list[str]:
+    """The samplers whose metrics ``metrics`` holds, in order (``fid_flow``: ``flow``)."""
+    return list(
+        dict.fromkeys(
+            name.removeprefix("fid_")
+            for name in metrics
+            if name.startswith("fid_") and name not in ("fid_recon", "fid_train_images")
+        )
+    )
 
 
 def metric_names(
-    model: AutoEncoderModule, labeled: bool = True, inception: bool = False
+    model: AutoEncoderModule,
+    samplers: Iterable[str],
+    labeled: bool = True,
+    inception: bool = False,
 ) -> list[str]:
-    """The metrics an evaluation of ``model`` writes: active units only for the VAE, the
-    classifier's accuracies only for labeled images, the Inception FIDs only with weights."""
+    """The metrics an evaluation of ``model`` with these fitted ``samplers`` (beside the
+    prior) writes: active units only for models with posterior variances, the classifier's
+    accuracies only for labeled images, the model's own latent metrics only for it, the Inception FIDs only with weights."""
     return [
         name
-        for name in METRICS
-        if (name != "active_units" or isinstance(model, VAE))
+        for name in metric_infos(["prior", *samplers])
+        if (name not in MODEL_METRICS or name in model.latent_metric_names)
         and (labeled or name not in CLASS_METRICS)
-        and (inception or name not in INCEPTION_METRICS)
+        and (inception or not name.startswith(INCEPTION_PREFIX))
     ]
 
 

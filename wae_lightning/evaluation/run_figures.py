@@ -12,9 +12,6 @@ from wae_lightning import figures
 from wae_lightning.artifacts import FigureData
 from wae_lightning.data import ImageSpec
 
-SAMPLERS = ("prior", "gmm")
-
-
 def sample_grid(samples: np.ndarray) -> torch.Tensor:
     return make_grid(torch.as_tensor(samples), nrow=int(len(samples) ** 0.5), pad_value=1.0)
 
@@ -57,8 +54,8 @@ def draw_run_figures(
         figures.save_figure(
             figure, figure_dir / f"{figure_name}.png", writer, f"eval/{figure_name}", step
         )
-    for sampler in SAMPLERS:
-        grid = sample_grid(data.samples(sampler))
+    for sampler, samples in data.samples.items():
+        grid = sample_grid(samples)
         save_image(grid, figure_dir / f"{sampler}_samples.png")
         if writer is not None:
             writer.add_image(f"eval/{sampler}_samples", grid, step)

@@ -2,14 +2,16 @@
 
 import importlib.util
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from wae_lightning.checks import check_count, check_fraction_or_count
 from wae_lightning.data import ImageDataModule
 from wae_lightning.features import load_feature_network
+from wae_lightning.samplers import LatentSampler, MixtureSampler, check_sampler_name
 
 MINIMUMS = {
     "num_generated": 2,
@@ -17,7 +19,6 @@ MINIMUMS = {
     "num_pairs": 1,
     "interpolation_steps": 2,
     "num_figure_samples": 1,
-    "mixture_components": 1,
     "mmd_samples": 2,
     "embedding_points": 10,
     "kid_subsets": 1,
@@ -25,7 +26,7 @@ MINIMUMS = {
     "batch_size": 1,
     "test_images": 2,
     "train_images": 2,
-    "mixture_fit_images": 2,
+    "sampler_fit_images": 2,
 }
 """The smallest value each count of :class:`Evaluator` accepts."""
 
@@ -80,22 +81,25 @@ class EvaluationSettings:
         num_images: test images in the reconstruction figure (the first ones of the split).
         num_pairs, interpolation_steps: interpolations between test images i and i + num_pairs.
         num_figure_samples: images in each sample grid.
-        mixture_components: Gaussian mixture components fitted to the training codes.
         mmd_samples: test codes (and as many prior samples) in the latent MMD.
         embedding_points: test images embedded by t-SNE and PCA.
         kid_subsets, kid_subset_size: KID's random subsets (at most the images compared).
         batch_size: images per forward pass.
         test_images: evaluate on the first this many test images; null: all 10,000.
-        train_images: fit the mixture to the codes of the first this many training images;
+        train_images: fit the samplers to the codes of the first this many training images;
             null: all of them. Both are for quick checks: published numbers use every image.
-        mixture_fit_images: fit the mixture to the codes of a seeded random subset of this many
-            of those training images; null: all of them (about 5x slower on MNIST's 55,000).
+        samplers: the samplers fitted to the training codes, by name, each a factory of an
+            unfitted :class:`~wae_lightning.samplers.LatentSampler` (a Hydra config with
+            ``_partial_: true``); null entries are left out. The prior is always evaluated.
+        sampler_fit_images: fit the samplers to the codes of a seeded random subset of this
+            many of those training images; null: all of them (about 5x slower on MNIST's
+            55,000).
         seed: seed of every random draw, so one checkpoint always gives the same numbers.
         device: ``"auto"`` (the GPU when there is one), ``"cpu"`` or ``"cuda"``.
         progress: show progress bars for the long steps.
         classifier: keyword arguments of :func:`load_feature_network` (cache_dir, epochs, ...).
         inception_weights: a file of Inception-v3 weights in torch-fidelity's layout (the
-            standard FID network's): adds ``inception_fid_prior`` and ``inception_fid_gmm``,
+            standard FID network's): adds ``inception_fid_<sampler>`` for each sampler,
             FIDs in its 2048-d features (needs ``pip install -e ".[inception]"``).
     """
 
@@ -104,7 +108,6 @@ class EvaluationSettings:
     num_pairs: int = 5
     interpolation_steps: int = 10
     num_figure_samples: int = 64
-    mixture_components: int = 10
     mmd_samples: int = 5_000
     embedding_points: int = 1_000
     kid_subsets: int = 100
@@ -112,7 +115,10 @@ class EvaluationSettings:
     batch_size: int = 1_000
     test_images: int | None = None
     train_images: int | None = None
-    mixture_fit_images: int | None = 10_000
+    samplers: dict[str, Callable[[], LatentSampler] | None] = field(
+        default_factory=lambda: {"mixture": partial(MixtureSampler, components=10)}
+    )
+    sampler_fit_images: int | None = 10_000
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -123,7 +129,7 @@ class EvaluationSettings:
         """Refuse bad settings when the config is read, before any training."""
         for name, minimum in MINIMUMS.items():
             value = getattr(self, name)
-            if value is None and name in ("test_images", "train_images", "mixture_fit_images"):
+            if value is None and name in ("test_images", "train_images", "sampler_fit_images"):
                 continue
             check_count(value, f"evaluation.{name}", minimum)
         # KID compares random subsets of kid_subset_size images of each set it is given
@@ -145,21 +151,7 @@ class EvaluationSettings:
                 f"test_images is {self.test_images}: lower evaluation.num_pairs or raise "
                 "evaluation.test_images"
             )
-        if (
-            self.mixture_fit_images is not None
-            and self.mixture_components > self.mixture_fit_images
-        ):
-            raise ValueError(
-                f"mixture_components ({self.mixture_components}) exceeds mixture_fit_images "
-                f"({self.mixture_fit_images}), the codes the mixture is fitted to: lower "
-                "evaluation.mixture_components or raise evaluation.mixture_fit_images"
-            )
-        if self.train_images is not None and self.mixture_components > self.train_images:
-            raise ValueError(
-                f"mixture_components ({self.mixture_components}) exceeds train_images "
-                f"({self.train_images}), whose codes the mixture is fitted to: lower "
-                "evaluation.mixture_components or raise evaluation.train_images"
-            )
+        self.check_samplers()
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(
                 f"device must be auto, cpu or cuda, got {self.device!r}: set evaluation.device"
@@ -167,6 +159,34 @@ class EvaluationSettings:
         check_classifier_settings(self.classifier)
         if self.inception_weights is not None:
             check_inception_weights(self.inception_weights)
+
+    def check_samplers(self) -> None:
+        """Build each sampler once, so that its settings are refused now, and check that it
+        gets the codes it needs."""
+        self.samplers = {name: build for name, build in self.samplers.items() if build is not None}
+        fitted_to = {
+            option: count
+            for option, count in (
+                ("sampler_fit_images", self.sampler_fit_images),
+                ("train_images", self.train_images),
+            )
+            if count is not None
+        }
+        for name, build in self.samplers.items():
+            check_sampler_name(name, f"evaluation.samplers.{name}")
+            sampler = build() if callable(build) else build
+            if not isinstance(sampler, LatentSampler):
+                raise ValueError(
+                    f"evaluation.samplers.{name} must build a wae_lightning.samplers.LatentSampler "
+                    f"(a config with _target_ and _partial_: true), got {type(sampler).__name__}"
+                )
+            for option, count in fitted_to.items():
+                if sampler.min_codes > count:
+                    raise ValueError(
+                        f"evaluation.samplers.{name} needs at least {sampler.min_codes} codes to "
+                        f"fit, but evaluation.{option} gives {count}: lower its components or "
+                        f"raise evaluation.{option}"
+                    )
 
     def test_count(self, datamodule: ImageDataModule) -> int:
         """The number of test images evaluated."""

@@ -22,8 +22,15 @@ from torchmetrics import Metric
 from wae_lightning.checks import check_count
 from wae_lightning.data import to_float_images
 from wae_lightning.losses import ReconstructionCost
-from wae_lightning.models.latent_mixture import LatentMixture
-from wae_lightning.nets import Decoder, Encoder, check_image_shape
+from wae_lightning.nets import Networks, build_networks, check_image_shape
+from wae_lightning.samplers import (
+    LatentSampler,
+    MixtureSampler,
+    PriorSampler,
+    check_sampler_name,
+    sampler_from_record,
+    sampler_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +47,11 @@ CHECKPOINT_MODEL_KEY = "wae_lightning_model"
 EPOCH_TERMS_KEY = "wae_lightning_epoch_terms"
 """Checkpoint entry holding each stage's loss-term sums of the epoch in progress."""
 
-LATENT_MIXTURE_KEY = "wae_lightning_latent_mixture"
-"""Checkpoint entry holding the Gaussian mixture fitted to the training codes, once evaluated."""
+SAMPLERS_KEY = "wae_lightning_samplers"
+"""Checkpoint entry holding the samplers fitted to the training codes, by name, once evaluated."""
 
-SAMPLERS = ("prior", "mixture")
-"""Where ``sample`` draws its codes: the prior N(0, sigma^2 I) that the model was trained to
-match, or the Gaussian mixture fitted to its training codes (``fit_latent_mixture``)."""
+LATENT_MIXTURE_KEY = "wae_lightning_latent_mixture"
+"""Where checkpoints evaluated before samplers were objects keep their one mixture."""
 
 
 def check_learning_rate(factory: OptimizerFactory | None, option: str) -> None:
@@ -109,8 +115,9 @@ class AutoEncoderModule(L.LightningModule):
     Args:
         image_shape: (channels, side, side) of the images, as the data module describes them
             (training passes it from the data module).
-        dim_h: width of the networks (the encoder's first convolution has ``dim_h`` channels).
         n_z: latent dimension.
+        net: the encoder and decoder family (:mod:`wae_lightning.nets`, ``model/net=...``), or
+            its config; None: the tutorial's convolutional networks.
         prior_sigma: standard deviation of the prior N(0, sigma^2 I) that ``sample`` draws from.
         reconstruction: keyword arguments of :class:`ReconstructionCost` (cost, reduction, weight).
         optimizer: builds the encoder/decoder optimizer from parameters (Hydra ``_partial_``);
@@ -124,12 +131,15 @@ class AutoEncoderModule(L.LightningModule):
             The networks are compiled one by one, not the whole module: compiling the module
             breaks the WAE-GAN's toggled optimizers. Parameter names, and so checkpoints, do
             not change.
-        architecture: ``"tutorial"`` or ``"paper"`` (the WAE paper's MNIST networks; see
-            :mod:`wae_lightning.nets`).
-        kernel_size: side of the stride-2 filters (4; the WAE paper's CelebA networks use 5).
         encoder_pretraining_steps: before the first epoch of a new run, train the encoder alone
             for this many batches to give its codes the prior's mean and covariance (the WAE
             authors' pre-training); 0 skips it.
+        input_noise: standard deviation of Gaussian noise added to the encoder's training
+            images (the reconstruction target stays clean), so that nearby codes decode alike.
+        code_l2_weight: weight of RAE's code penalty 1/2 ||z||^2 per image (Ghosh et al., 2020).
+        decoder_weight_decay: L2 penalty on the decoder's weights (RAE-L2), through the
+            optimizer's weight decay of the decoder's parameters.
+        decoder_spectral_norm: spectral normalisation of every decoder layer (RAE-SN).
     """
 
     display_name = "auto-encoder"
@@ -138,52 +148,71 @@ class AutoEncoderModule(L.LightningModule):
     loss_terms_logged: tuple[str, ...] = ("loss", "recon", "recon_mse")
     """Names of the terms this model logs under ``train/``, ``val/`` and ``test/``."""
 
+    latent_metric_names: tuple[str, ...] = ()
+    """Names of the metrics of the test codes that ``latent_metrics`` gives."""
+
     encoder_outputs_per_latent = 1
     """How many numbers the encoder emits per latent dimension (2 for a mean and a variance)."""
 
     def __init__(
         self,
         image_shape: Sequence[int],
-        dim_h: int = 40,
         n_z: int = 20,
+        net: Networks | Mapping[str, Any] | None = None,
         prior_sigma: float = 1.0,
         reconstruction: Mapping[str, Any] | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         channels_last: bool = True,
         compile_mode: str | None = None,
-        architecture: str = "tutorial",
-        kernel_size: int = 4,
         encoder_pretraining_steps: int = 0,
+        input_noise: float = 0.0,
+        code_l2_weight: float = 0.0,
+        decoder_weight_decay: float = 0.0,
+        decoder_spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         check_count(n_z, "model.n_z", why="It is the latent dimension.")
-        check_count(dim_h, "model.dim_h", why="It is the width of the networks.")
         image_shape = check_image_shape(image_shape)
         if not prior_sigma > 0:
             raise ValueError(f"prior_sigma must be > 0, got {prior_sigma!r}: set model.prior_sigma")
         check_learning_rate(optimizer, "model.optimizer")
         check_count(encoder_pretraining_steps, "model.encoder_pretraining_steps", minimum=0)
+        for option, value in (
+            ("input_noise", input_noise),
+            ("code_l2_weight", code_l2_weight),
+            ("decoder_weight_decay", decoder_weight_decay),
+        ):
+            if not value >= 0:
+                raise ValueError(f"{option} must be >= 0, got {value!r}: set model.{option}")
         if compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}: set model.compile_mode"
             )
         # Optimizer and scheduler factories are code, not hyper-parameters: the Hydra config keeps
         # them, and leaving them out keeps checkpoints loadable with torch.load(weights_only=True).
+        # The networks are kept as their family's plain config, which rebuilds them on loading.
         self.save_hyperparameters(
-            ignore=["optimizer", "scheduler", "discriminator_optimizer"], logger=False
+            ignore=["optimizer", "scheduler", "discriminator_optimizer", "net"], logger=False
         )
-        self.encoder = Encoder(
-            image_shape, dim_h, n_z * self.encoder_outputs_per_latent, architecture, kernel_size
-        )
-        self.decoder = Decoder(image_shape, dim_h, n_z, architecture, kernel_size)
+        networks = build_networks(net)
+        self.hparams["net"] = networks.config()
+        self.encoder = networks.encoder(image_shape, n_z * self.encoder_outputs_per_latent)
+        self.decoder = networks.decoder(image_shape, n_z)
+        if decoder_spectral_norm:
+            for layer in self.decoder.modules():
+                if isinstance(layer, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+                    nn.utils.parametrizations.spectral_norm(layer)
         self.reconstruction_cost = ReconstructionCost(
             pixels=math.prod(image_shape), **(reconstruction or {})
         )
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=2e-4)
         self.scheduler_factory = scheduler
         self.networks_prepared = False
-        self.latent_mixture: LatentMixture | None = None
+        self.samplers: dict[str, LatentSampler] = {"prior": PriorSampler(n_z, prior_sigma)}
+        """Where ``sample`` can draw codes from, by name: the prior, and the samplers fitted
+        to the training codes (``add_sampler``; the evaluation fits those it is configured
+        with). Not part of the state dict: a checkpoint keeps them under its own entry."""
         # keyed "train_terms" etc.: a ModuleDict key may not shadow nn.Module.train
         self.term_means = nn.ModuleDict(
             {f"{stage}_terms": TermMeans(len(self.loss_terms_logged)) for stage in STAGES}
@@ -235,45 +264,41 @@ class AutoEncoderModule(L.LightningModule):
         return self(images)
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n codes from the prior N(0, sigma^2 I), on the model's device.
+        """n codes from the prior N(0, sigma^2 I), on the model's device (drawn on the CPU and
+        moved when a generator is given, for reproducible figures)."""
+        return self.samplers["prior"].sample(n, generator, device=self.device)
 
-        With a generator (a CPU one, for reproducible figures) the noise is drawn on the CPU and
-        moved; otherwise it is drawn directly on the model's device.
-        """
-        shape = (n, self.hparams.n_z)
-        if generator is None:
-            noise = torch.randn(shape, device=self.device)
-        else:
-            noise = torch.randn(shape, generator=generator).to(self.device)
-        return noise * self.hparams.prior_sigma
+    def add_sampler(self, name: str, sampler: LatentSampler) -> None:
+        """Keep a fitted ``sampler`` as ``name``, for ``sample`` and for the checkpoint."""
+        check_sampler_name(name, "the sampler")
+        self.samplers[name] = sampler
 
-    def fit_latent_mixture(self, codes: Tensor, components: int, seed: int) -> LatentMixture:
-        """Fit the ``"mixture"`` sampler to ``codes`` of training images; checkpoints keep it."""
-        self.latent_mixture = LatentMixture.fit(codes, components, seed)
-        return self.latent_mixture
+    def fitted_sampler_records(self) -> dict[str, dict[str, Any]]:
+        """Every sampler but the prior, as a checkpoint keeps them."""
+        return {name: sampler_record(s) for name, s in self.samplers.items() if name != "prior"}
 
     def sample_codes(
         self, n: int, generator: torch.Generator | None = None, sampler: str = "prior"
     ) -> Tensor:
-        """n codes from ``sampler`` (one of :data:`SAMPLERS`), on the model's device."""
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        """n codes from the sampler named ``sampler``, on the model's device."""
         if sampler == "prior":
             return self.sample_prior(n, generator)
-        if self.latent_mixture is None:
+        if sampler not in self.samplers:
             raise ValueError(
-                f"this {self.display_name} has no fitted mixture to sample from: evaluate its "
-                "checkpoint first (python -m wae_lightning.evaluate ckpt_path=...), which fits "
-                "one and keeps it in the checkpoint, or call fit_latent_mixture"
+                f"this {self.display_name} has no sampler {sampler!r} (it has "
+                f"{', '.join(self.samplers)}): evaluate its checkpoint "
+                "(python -m wae_lightning.evaluate ckpt_path=...), which fits the samplers of "
+                "evaluation.samplers and keeps them in the checkpoint, or call add_sampler "
+                "with a fitted one"
             )
-        return self.latent_mixture.sample(n, generator).to(self.device)
+        return self.samplers[sampler].sample(n, generator).to(self.device)
 
     @torch.no_grad()
     def sample(
         self, n: int, generator: torch.Generator | None = None, sampler: str = "prior"
     ) -> Tensor:
         """n images decoded from codes of ``sampler``: ``"prior"`` (the default, what the
-        theory describes) or ``"mixture"`` (fitted to the training codes)."""
+        theory describes) or a sampler fitted to the training codes (``"mixture"``, ``"flow"``)."""
         return self.decode(self.sample_codes(n, generator, sampler))
 
     @torch.no_grad()
@@ -289,6 +314,10 @@ class AutoEncoderModule(L.LightningModule):
         codes = torch.lerp(code_start.unsqueeze(1), code_end.unsqueeze(1), weights)
         images = self.decode(codes.flatten(0, 1))
         return images.view(len(start), steps, *images.shape[1:])
+
+    def latent_metrics(self, test_codes: Tensor) -> dict[str, float]:
+        """Metrics of this model's codes of the test images beyond what every model has."""
+        return {}
 
     # ---- losses ------------------------------------------------------------------------------
     def encode_for_loss(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -311,11 +340,22 @@ class AutoEncoderModule(L.LightningModule):
         terms["recon"] = self.reconstruction_cost(logits, images)
         terms["recon_mse"] = F.mse_loss(torch.sigmoid(logits.detach().float()), images)
         terms["loss"] = terms["recon"] + terms["penalty"] if "penalty" in terms else terms["recon"]
+        if self.hparams.code_l2_weight:
+            code_l2 = 0.5 * codes.float().square().sum(1).mean()
+            terms["loss"] = terms["loss"] + self.hparams.code_l2_weight * code_l2
         return terms
 
-    def loss_terms(self, images: Tensor) -> dict[str, Tensor]:
-        codes, terms = self.encode_for_loss(images)
+    def loss_terms(self, images: Tensor, inputs: Tensor | None = None) -> dict[str, Tensor]:
+        """The loss of reconstructing ``images`` from ``inputs`` (the images themselves unless
+        given: training passes ``training_inputs``)."""
+        codes, terms = self.encode_for_loss(images if inputs is None else inputs)
         return self.add_reconstruction_terms(images, codes, terms)
+
+    def training_inputs(self, images: Tensor) -> Tensor:
+        """What the encoder reads in training: the images, with ``input_noise`` added."""
+        if not self.hparams.input_noise:
+            return images
+        return images + self.hparams.input_noise * torch.randn_like(images)
 
     # ---- encoder pre-training ----------------------------------------------------------------
     def on_train_start(self) -> None:
@@ -408,7 +448,7 @@ class AutoEncoderModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images = batch[0]
-        terms = self.loss_terms(images)
+        terms = self.loss_terms(images, self.training_inputs(images))
         self.accumulate_terms("train", terms, len(images))
         return terms["loss"]
 
@@ -446,7 +486,15 @@ class AutoEncoderModule(L.LightningModule):
         return config
 
     def configure_optimizers(self) -> Any:
-        parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
+        parameters: list[Any] = [*self.encoder.parameters(), *self.decoder.parameters()]
+        if self.hparams.decoder_weight_decay:
+            parameters = [
+                {"params": list(self.encoder.parameters())},
+                {
+                    "params": list(self.decoder.parameters()),
+                    "weight_decay": self.hparams.decoder_weight_decay,
+                },
+            ]
         return self.optimizer_config(parameters, self.optimizer_factory, "autoencoder")
 
     @classmethod
@@ -461,11 +509,24 @@ class AutoEncoderModule(L.LightningModule):
             name: {"sums": means.sums.detach().cpu(), "weight": means.weight.detach().cpu()}
             for name, means in self.term_means.items()
         }
-        if self.latent_mixture is not None:
-            checkpoint[LATENT_MIXTURE_KEY] = self.latent_mixture.state()
+        if len(self.samplers) > 1:
+            checkpoint[SAMPLERS_KEY] = self.fitted_sampler_records()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         for name, state in checkpoint.get(EPOCH_TERMS_KEY, {}).items():
             self.term_means[name].restore(state["sums"], state["weight"])
-        if LATENT_MIXTURE_KEY in checkpoint:
-            self.latent_mixture = LatentMixture(**checkpoint[LATENT_MIXTURE_KEY])
+        self.samplers.update(fitted_samplers(checkpoint))
+
+
+def fitted_samplers(checkpoint: Mapping[str, Any]) -> dict[str, LatentSampler]:
+    """The fitted samplers a checkpoint keeps, by name (an older one's single mixture too)."""
+    samplers = {
+        name: sampler_from_record(record)
+        for name, record in checkpoint.get(SAMPLERS_KEY, {}).items()
+    }
+    if LATENT_MIXTURE_KEY in checkpoint and "mixture" not in samplers:
+        legacy = dict(checkpoint[LATENT_MIXTURE_KEY])
+        mixture = MixtureSampler(components=len(legacy["weights"]))
+        mixture.load_state_dict(legacy)
+        samplers["mixture"] = mixture
+    return samplers

@@ -22,6 +22,7 @@ class VAE(AutoEncoderModule):
     display_name = "VAE"
     loss_terms_logged = (*AutoEncoderModule.loss_terms_logged, "kl", "penalty")
     encoder_outputs_per_latent = 2
+    latent_metric_names = ("active_units",)
 
     def __init__(self, beta: float = 1.0, **kwargs: Any) -> None:
         """``beta`` weighs the KL term; the other arguments are :class:`AutoEncoderModule`'s."""
@@ -37,6 +38,11 @@ class VAE(AutoEncoderModule):
     def encode(self, images: Tensor) -> Tensor:
         """The posterior mean: the deterministic code used to reconstruct and interpolate."""
         return self.encode_distribution(images)[0]
+
+    def latent_metrics(self, test_codes: Tensor) -> dict[str, float]:
+        """Active units (Burda et al., 2016): a unit is active when its posterior mean varies
+        with the input."""
+        return {"active_units": float((test_codes.var(0) > 0.01).sum())}
 
     @staticmethod
     def reparameterize(mean: Tensor, log_variance: Tensor) -> Tensor:

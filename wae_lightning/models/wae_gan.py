@@ -28,7 +28,7 @@ class WAEGAN(AutoEncoderModule):
 
     Args:
         penalty_weight: lambda, the weight of the adversarial penalty (tutorial 0.01).
-        discriminator_width: hidden width of the discriminator; ``None`` means 4 * dim_h.
+        discriminator_width: hidden width of the discriminator (4 x the tutorial's width 40).
         discriminator_depth: number of hidden layers of the discriminator.
         discriminator_optimizer: builds the discriminator's optimizer (its own learning rate);
             Adam with lr 2e-4 when not given.
@@ -41,7 +41,7 @@ class WAEGAN(AutoEncoderModule):
     def __init__(
         self,
         penalty_weight: float = 0.01,
-        discriminator_width: int | None = None,
+        discriminator_width: int = 160,
         discriminator_depth: int = 4,
         discriminator_optimizer: OptimizerFactory | None = None,
         **kwargs: Any,
@@ -52,13 +52,12 @@ class WAEGAN(AutoEncoderModule):
                 "set model.penalty_weight"
             )
         check_learning_rate(discriminator_optimizer, "model.discriminator_optimizer")
-        if discriminator_width is not None:
-            check_count(discriminator_width, "model.discriminator_width")
+        check_count(discriminator_width, "model.discriminator_width")
         check_count(discriminator_depth, "model.discriminator_depth")
         super().__init__(**kwargs)
         self.automatic_optimization = False
         self.discriminator = LatentDiscriminator(
-            self.hparams.n_z, discriminator_width or 4 * self.hparams.dim_h, discriminator_depth
+            self.hparams.n_z, discriminator_width, discriminator_depth
         )
         self.discriminator_optimizer_factory = discriminator_optimizer or self.optimizer_factory
 
@@ -88,7 +87,7 @@ class WAEGAN(AutoEncoderModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images = batch[0]
         autoencoder_optimizer, discriminator_optimizer = self.optimizers()
-        codes = self.encode(images)
+        codes = self.encode(self.training_inputs(images))
 
         with self.toggled_optimizer(discriminator_optimizer):
             disc_terms = self.discriminator_terms(codes.detach())

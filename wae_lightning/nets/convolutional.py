@@ -1,9 +1,7 @@
-"""The networks every model shares: the only place they are defined.
+"""The convolutional encoder and decoder: the tutorial's networks and the WAE paper's.
 
 They are built for the image shape (channels, side, side) they are given. At 28 x 28 they are
-the tutorial's reference networks (or the WAE paper's MNIST ones). The decoder returns logits;
-images are ``sigmoid(logits)``, so reconstruction costs can use the numerically stable
-``binary_cross_entropy_with_logits`` (which, unlike BCE on probabilities, autocast allows in bf16).
+the tutorial's reference networks (or the WAE paper's MNIST ones).
 """
 
 from collections.abc import Sequence
@@ -12,9 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from wae_lightning.checks import check_count
-
-ImageShape = tuple[int, int, int]
-"""(channels, height, width) of the images a network reads or writes."""
+from wae_lightning.nets.shapes import ImageShape, check_image_shape
 
 MAX_BASE_SIDE = 8
 """The decoder's linear layer makes a map of at most this side, then doubles it to the image."""
@@ -37,7 +33,8 @@ def decoder_ladder(side: int) -> tuple[int, int]:
         raise ValueError(
             f"the networks cannot be built for images of side {side}: the side must halve "
             f"cleanly down to {MAX_BASE_SIDE} or less and be at least {2**ENCODER_HALVINGS}. "
-            f"Sides that work: {', '.join(map(str, working[:12]))}, ... (28, 32, 64, 128 among them)"
+            f"Sides that work: {', '.join(map(str, working[:12]))}, ... (28, 32, 64, 128 among "
+            "them); or choose networks that take any side (model/net=mlp)"
         )
     return base, doublings
 
@@ -49,22 +46,12 @@ def buildable_side(side: int) -> bool:
     return side >= 2**ENCODER_HALVINGS and base <= MAX_BASE_SIDE and base != side
 
 
-def check_image_shape(image_shape: Sequence[int]) -> ImageShape:
-    """A square (channels, side, side) shape the networks can be built for, as a tuple."""
-    try:
-        if len(image_shape) != 3:
-            raise ValueError
-        for value in image_shape:
-            check_count(value, "image_shape")
-    except ValueError:
-        raise ValueError(
-            f"image_shape must be (channels, height, width), integers >= 1, got {image_shape!r}"
-        ) from None
-    channels, height, width = image_shape
-    if height != width:
-        raise ValueError(f"images must be square, got {height} x {width}")
-    decoder_ladder(height)
-    return channels, height, width
+def check_convolutional_shape(image_shape: Sequence[int]) -> ImageShape:
+    """A square (channels, side, side) shape whose side the convolutional networks can halve
+    down to their smallest map, as a tuple."""
+    shape = check_image_shape(image_shape)
+    decoder_ladder(shape[1])
+    return shape
 
 
 ARCHITECTURES = ("tutorial", "paper")
@@ -74,7 +61,8 @@ ARCHITECTURES = ("tutorial", "paper")
 def _check_architecture(architecture: str) -> None:
     if architecture not in ARCHITECTURES:
         raise ValueError(
-            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}: set model.architecture"
+            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}: "
+            "set model.net.architecture"
         )
 
 
@@ -85,7 +73,7 @@ def _check_counts(**values: int) -> None:
 
 def halving(kernel_size: int) -> dict[str, int]:
     """A stride-2 convolution of this kernel that halves an even side exactly."""
-    check_count(kernel_size, "model.kernel_size", minimum=2)
+    check_count(kernel_size, "model.net.kernel_size", minimum=2)
     return {"kernel_size": kernel_size, "stride": 2, "padding": (kernel_size - 1) // 2}
 
 
@@ -114,7 +102,7 @@ class Encoder(nn.Module):
         kernel_size: int = 4,
     ) -> None:
         super().__init__()
-        channels, side, _ = check_image_shape(image_shape)
+        channels, side, _ = check_convolutional_shape(image_shape)
         _check_counts(dim_h=dim_h, out_features=out_features)
         _check_architecture(architecture)
         widths = [channels, dim_h, dim_h * 2, dim_h * 4, dim_h * 8]
@@ -161,7 +149,7 @@ class Decoder(nn.Module):
         kernel_size: int = 4,
     ) -> None:
         super().__init__()
-        channels, side, _ = check_image_shape(image_shape)
+        channels, side, _ = check_convolutional_shape(image_shape)
         _check_counts(dim_h=dim_h, n_z=n_z)
         _check_architecture(architecture)
         self.base_side, doublings = decoder_ladder(side)
@@ -193,22 +181,3 @@ class Decoder(nn.Module):
         """Map latent codes (N, n_z) to image logits (N, channels, side, side)."""
         features = self.project(codes).view(-1, self.base_channels, self.base_side, self.base_side)
         return self.upsample(features)
-
-
-class LatentDiscriminator(nn.Module):
-    """An MLP telling prior samples from encoded codes; returns one logit per code."""
-
-    def __init__(self, n_z: int = 20, width: int = 160, depth: int = 4) -> None:
-        super().__init__()
-        _check_counts(n_z=n_z, width=width, depth=depth)
-        layers: list[nn.Module] = []
-        width_in = n_z
-        for _ in range(depth):
-            layers += [nn.Linear(width_in, width), nn.ReLU(inplace=True)]
-            width_in = width
-        layers.append(nn.Linear(width, 1))
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, codes: Tensor) -> Tensor:
-        """Logits of shape (N,): positive means 'drawn from the prior'."""
-        return self.layers(codes).squeeze(1)

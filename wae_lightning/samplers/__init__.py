@@ -1,0 +1,22 @@
+"""Latent samplers: where the codes of generated images come from (the prior, a Gaussian
+mixture or a normalizing flow fitted to the training codes)."""
+
+from wae_lightning.samplers.base import (
+    LatentSampler,
+    check_sampler_name,
+    sampler_from_record,
+    sampler_record,
+)
+from wae_lightning.samplers.flow import FlowSampler
+from wae_lightning.samplers.mixture import MixtureSampler
+from wae_lightning.samplers.prior import PriorSampler
+
+__all__ = [
+    "FlowSampler",
+    "LatentSampler",
+    "MixtureSampler",
+    "PriorSampler",
+    "check_sampler_name",
+    "sampler_from_record",
+    "sampler_record",
+]
