@@ -114,6 +114,7 @@ def test_a_record_naming_code_outside_the_package_is_refused():
         (lambda: FlowSampler(batch_size=1), "batch_size must be an integer >= 2"),
         (lambda: FlowSampler(hidden=[0]), "hidden must be an integer in"),
         (lambda: FlowSampler(lr=0.0), r"lr must be in \(0, 1\)"),
+        (lambda: FlowSampler(temperature=0.0), r"temperature must be in \(0, 2\]"),
     ],
 )
 def test_sampler_settings_out_of_range_are_refused_with_the_option(build, message):
@@ -149,3 +150,12 @@ def test_the_flow_describes_real_mnist_codes_better_than_the_prior(mnist):
     prior_nll = -model.samplers["prior"].log_prob(held_out).mean()
     assert flow_nll < prior_nll - 1
     assert model.sample(4, torch.Generator().manual_seed(0), sampler="flow").shape == (4, *MNIST_SHAPE)
+
+
+def test_a_cooler_flow_draws_codes_of_higher_likelihood(fitted):
+    warm = fitted["flow"]
+    cool = FlowSampler(transforms=3, hidden=[64, 64], steps=800, temperature=0.5)
+    cool.load_state_dict(warm.state_dict())
+    generator = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    warm_codes, cool_codes = warm.sample(4000, generator()), cool.sample(4000, generator())
+    assert cool.log_prob(cool_codes).mean() > warm.log_prob(warm_codes).mean() + 0.5
