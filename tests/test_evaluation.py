@@ -313,7 +313,7 @@ def test_the_samplers_are_fitted_to_a_seeded_subset_of_the_training_codes(
     assert runs[0].metrics == runs[1].metrics  # seeded
     assert runs[0].metrics["fid_mixture"] != runs[2].metrics["fid_mixture"]
     assert runs[0].metrics["fid_flow"] != runs[2].metrics["fid_flow"]
-    assert runs[2].metrics == first["metrics"]  # 400 training images < the default 10,000
+    assert runs[2].metrics == first["metrics"]  # all 400 training images: the default
 
 
 def test_the_reference_floor_is_the_same_for_models_of_any_latent_size(

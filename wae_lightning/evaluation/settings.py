@@ -92,8 +92,7 @@ class EvaluationSettings:
             unfitted :class:`~wae_lightning.samplers.LatentSampler` (a Hydra config with
             ``_partial_: true``); null entries are left out. The prior is always evaluated.
         sampler_fit_images: fit the samplers to the codes of a seeded random subset of this
-            many of those training images; null: all of them (about 5x slower on MNIST's
-            55,000).
+            many of those training images; null (the default): all of them.
         seed: seed of every random draw, so one checkpoint always gives the same numbers.
         device: ``"auto"`` (the GPU when there is one), ``"cpu"`` or ``"cuda"``.
         progress: show progress bars for the long steps.
@@ -118,7 +117,7 @@ class EvaluationSettings:
     samplers: dict[str, Callable[[], LatentSampler] | None] = field(
         default_factory=lambda: {"mixture": partial(MixtureSampler, components=10)}
     )
-    sampler_fit_images: int | None = 10_000
+    sampler_fit_images: int | None = None
     seed: int = 0
     device: str = "auto"
     progress: bool = True

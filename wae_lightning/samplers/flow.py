@@ -24,7 +24,7 @@ class FlowSampler(LatentSampler):
 
     transforms: int = 4
     hidden: list[int] = field(default_factory=lambda: [128, 128])
-    steps: int = 2000
+    steps: int = 5000
     batch_size: int = 256
     lr: float = 1e-3
     temperature: float = 1.0
