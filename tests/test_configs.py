@@ -13,7 +13,7 @@ from PIL import Image
 from tests.conftest import CONF_DIR, MNIST_SHAPE, compose_config
 from wae_lightning.data import AutoEncoderDataModule, ImageFolderDataModule
 from wae_lightning.features import cache_path, classifier_settings
-from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
+from wae_lightning.models import AE, RAE, SWAE, VAE, WAEGAN, WAEMMD, BetaVAE
 from wae_lightning.precision import resolve_precision
 from wae_lightning.train import instantiate_group, train
 
@@ -23,7 +23,7 @@ def options(group: str) -> list[str]:
 
 
 def test_the_documented_options_exist():
-    assert options("model") == ["ae", "vae", "wae_gan", "wae_mmd"]
+    assert options("model") == ["ae", "beta_vae", "rae", "swae", "vae", "wae_gan", "wae_mmd"]
     assert options("data") == ["celeba", "cifar10", "fashion_mnist", "image_folder", "mnist"]
     assert options("trainer") == ["cpu", "ddp", "default", "gpu"]
     assert options("logger") == ["csv", "mlflow", "tensorboard", "wandb"]
@@ -40,7 +40,16 @@ def test_the_documented_options_exist():
 
 
 @pytest.mark.parametrize(
-    ("name", "cls"), [("ae", AE), ("vae", VAE), ("wae_gan", WAEGAN), ("wae_mmd", WAEMMD)]
+    ("name", "cls"),
+    [
+        ("ae", AE),
+        ("vae", VAE),
+        ("wae_gan", WAEGAN),
+        ("wae_mmd", WAEMMD),
+        ("swae", SWAE),
+        ("rae", RAE),
+        ("beta_vae", BetaVAE),
+    ],
 )
 def test_model_configs_instantiate(name, cls, tiny_config):
     model = instantiate(

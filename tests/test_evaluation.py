@@ -34,6 +34,7 @@ from wae_lightning.train import train
 RUN_FIGURES = {
     "reconstructions.png",
     "interpolations.png",
+    "traversals.png",
     "tsne.png",
     "pca.png",
     "training_curves.png",
@@ -165,6 +166,10 @@ def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     with np.load(output_dir / "evaluation" / FIGURE_DATA_FILE) as data:
         assert data["originals"].shape == data["reconstructions"].shape == (10, 1, 28, 28)
         assert data["latent_interpolations"].shape == (5, 10, 1, 28, 28)
+        # 2 test images, all 4 code dimensions (fewer than 8), 9 steps
+        assert data["traversals"].shape == (2, 4, 9, 1, 28, 28)
+        assert sorted(data["traversal_dimensions"]) == [0, 1, 2, 3]
+        assert list(data["traversal_offsets"]) == [-3, -2.25, -1.5, -0.75, 0, 0.75, 1.5, 2.25, 3]
         assert data["tsne_latent"].shape == data["pca_pixel"].shape == (100, 2)
         assert len(data["curve_val_recon_mse"]) == 2  # one value per epoch
 
@@ -353,6 +358,9 @@ def test_bad_evaluation_settings_are_refused_before_training(tiny_config, tmp_pa
         ("evaluation.test_images=50", r"kid_subset_size \(100\) exceeds test_images \(50\)"),
         ("evaluation.train_images=50", r"kid_subset_size \(100\) exceeds train_images \(50\)"),
         ("evaluation.num_pairs=300", r"num_pairs \(300\) needs 600 test images"),
+        ("evaluation.traversal_steps=4", "traversal_steps must be odd"),
+        ("evaluation.traversal_span=0", r"traversal_span must be > 0"),
+        ("evaluation.traversal_dimensions=0", "traversal_dimensions must be an integer >= 1"),
         (
             "evaluation.samplers.mixture.components=500",
             r"samplers.mixture needs at least 500 codes to fit, but evaluation.train_images gives",

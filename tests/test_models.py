@@ -10,12 +10,20 @@ from tests.conftest import MNIST_SHAPE
 from wae_lightning.callbacks import DivergenceGuard, LastCheckpoint
 from wae_lightning.data import AutoEncoderDataModule
 from wae_lightning.losses import mmd_imq
-from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
+from wae_lightning.models import AE, RAE, SWAE, VAE, WAEGAN, WAEMMD, BetaVAE
 from wae_lightning.models.base import step_decay
-from wae_lightning.nets import ConvolutionalNetworks, MLPNetworks
+from wae_lightning.nets import ConvolutionalNetworks
 from wae_lightning.samplers import MixtureSampler
 
-MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN, "wae_mmd": WAEMMD}
+MODELS = {
+    "ae": AE,
+    "vae": VAE,
+    "wae_gan": WAEGAN,
+    "wae_mmd": WAEMMD,
+    "swae": SWAE,
+    "rae": RAE,
+    "beta_vae": BetaVAE,
+}
 CONV_8 = ConvolutionalNetworks(dim_h=8)
 
 
@@ -238,6 +246,21 @@ def test_outputs_are_images_and_interpolation_ends_at_the_inputs():
     torch.testing.assert_close(*generator_samples)
 
 
+def test_a_traversal_moves_one_dimension_per_row_and_its_middle_column_is_the_reconstruction():
+    model = tiny("wae_mmd", prior_sigma=2.0).eval()
+    images = torch.rand(3, *MNIST_SHAPE)
+    offsets = torch.linspace(-3, 3, 7)
+    grid = model.traverse(images, [5, 0], offsets)
+    assert grid.shape == (3, 2, 7, *MNIST_SHAPE)
+    torch.testing.assert_close(grid[:, 0, 3], model.reconstruct(images), rtol=0, atol=1e-6)
+    torch.testing.assert_close(grid[:, 1, 3], model.reconstruct(images), rtol=0, atol=1e-6)
+    codes = model.encode(images)
+    moved = codes.clone()
+    moved[:, 5] += -3 * 2.0  # the first column: 3 prior standard deviations below
+    torch.testing.assert_close(grid[:, 0, 0], model.decode(moved), rtol=0, atol=1e-6)
+    assert not torch.allclose(grid[:, 0, 0], grid[:, 0, -1])
+
+
 def test_prior_samples_have_the_configured_spread():
     model = tiny("wae_gan", prior_sigma=2.0)
     assert model.sample_prior(20_000).std().item() == pytest.approx(2.0, rel=0.02)
@@ -261,6 +284,19 @@ def test_sample_refuses_a_sampler_that_was_never_fitted_and_says_how_to_fit_it()
         ("wae_gan", {"penalty_weight": -0.5}, "penalty_weight"),
         ("wae_gan", {"prior_sigma": -1.0}, "prior_sigma must be > 0"),
         ("wae_mmd", {"penalty_weight": -1.0}, "penalty_weight"),
+        ("swae", {"penalty_weight": -1.0}, "penalty_weight"),
+        ("swae", {"projections": 0}, "projections must be an integer >= 1"),
+        ("swae", {"power": 3}, "power must be 1 or 2"),
+        ("rae", {"code_penalty_weight": -1.0}, "code_penalty_weight"),
+        ("rae", {"decoder_penalty_weight": -1e-3}, "decoder_penalty_weight"),
+        ("rae", {"decoder_regularizer": "dropout"}, "decoder_regularizer must be one of"),
+        (
+            "rae",
+            {"decoder_regularizer": "gradient_penalty", "compile_mode": "default"},
+            "set model.compile_mode=null",
+        ),
+        ("beta_vae", {"beta_warmup_epochs": -1}, "beta_warmup_epochs"),
+        ("ae", {"input_noise": -0.1}, "input_noise"),
         (
             "ae",
             {"net": {"_target_": "torch.nn.Linear", "in_features": 2, "out_features": 2}},
@@ -481,43 +517,12 @@ def test_encoder_pretraining_brings_the_codes_to_the_priors_mean_and_covariance(
     assert after < 0.2 * before, (before, after)
 
 
-# ---- decoder smoothness options ----------------------------------------------------------------
+# ---- input noise ---------------------------------------------------------------------------------
 def test_input_noise_perturbs_only_what_the_encoder_reads_in_training():
     images = torch.rand(4, *MNIST_SHAPE)
     assert tiny("ae").training_inputs(images) is images  # off by default
     noisy = tiny("ae", input_noise=0.01).training_inputs(images)
     assert (noisy - images).std().item() == pytest.approx(0.01, rel=0.1)
-
-
-def test_the_code_penalty_adds_half_the_squared_norm_of_the_codes_to_the_loss():
-    L.seed_everything(0)
-    plain, penalised = tiny("ae"), tiny("ae", code_l2_weight=0.5)
-    penalised.load_state_dict(plain.state_dict())
-    images = torch.rand(6, *MNIST_SHAPE)
-    codes = plain.eval().encode(images)
-    added = penalised.eval().loss_terms(images)["loss"] - plain.loss_terms(images)["loss"]
-    expected = 0.5 * 0.5 * codes.square().sum(1).mean()
-    torch.testing.assert_close(added, expected)
-
-
-def test_decoder_weight_decay_applies_to_the_decoder_alone():
-    groups = tiny("ae", decoder_weight_decay=1e-3).configure_optimizers()["optimizer"].param_groups
-    assert [group["weight_decay"] for group in groups] == [0, 1e-3]
-    model = tiny("ae", decoder_weight_decay=1e-3)
-    assert sum(len(group["params"]) for group in groups) == len(list(model.parameters()))
-    plain = tiny("ae").configure_optimizers()["optimizer"].param_groups
-    assert len(plain) == 1 and plain[0]["weight_decay"] == 0
-
-
-def test_spectral_normalisation_holds_each_decoder_layer_near_unit_norm():
-    model = tiny("ae", decoder_spectral_norm=True, net=MLPNetworks(width=32, depth=2))
-    model.train()
-    for _ in range(30):  # each training forward pass refines the power iteration
-        model.decoder(torch.randn(8, 8))
-    layers = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
-    assert len(layers) == 3
-    for layer in layers:
-        assert torch.linalg.matrix_norm(layer.weight.detach(), 2).item() == pytest.approx(1, rel=0.05)
 
 
 def test_the_wae_mmd_kernel_scales_choose_the_kernels_of_its_penalty():

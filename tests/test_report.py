@@ -50,6 +50,10 @@ class PageChecker(HTMLParser):
             self.cells[-1] += data
 
 
+def page_text(report: Path) -> str:
+    return (report / "report.html").read_text()
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, classifier_cache) -> Path:
     """A two-job multirun (AE and WAE-GAN), evaluated; CSV logs, so curves come from CSV."""
@@ -97,8 +101,11 @@ def test_a_sweep_ends_with_a_report_of_both_models(sweep):
         "parameters",
     ):
         assert label in page.cells
-    # reconstructions, interpolations, prior, mixture and flow samples, t-SNE, PCA, curves
-    assert len(page.images) == 8
+    # reconstructions, interpolations, prior, mixture and flow samples, one traversal panel
+    # per model, t-SNE, PCA, curves
+    assert len(page.images) == 10
+    for model in ("AE", "WAE-GAN"):
+        assert f"Latent traversals of {model}: for each test image" in page_text(report)
     for caption in ("the prior N(0, sigma^2 I)", "a normalizing flow fitted to the training codes"):
         assert f"Samples decoded from {caption}" in (report / "report.html").read_text()
     for source in page.images:
@@ -108,7 +115,7 @@ def test_a_sweep_ends_with_a_report_of_both_models(sweep):
     markdown = (report / "report.md").read_text()
     assert "## MNIST" in markdown and "|  | AE | WAE-GAN |" in markdown
     linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
-    assert len(linked) == 8 and all((report / path).is_file() for path in linked)
+    assert len(linked) == 10 and all((report / path).is_file() for path in linked)
 
     with open(report / "metrics.csv") as file:
         rows = list(csv.DictReader(file))

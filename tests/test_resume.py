@@ -31,6 +31,18 @@ RESUMABLE = [
 ]
 
 
+MODEL_OPTIONS = {
+    "rae": ["model.decoder_regularizer=gradient_penalty", "model.decoder_penalty_weight=0.1"],
+    # the KL weight still rising when the run is stopped
+    "beta_vae": ["model.beta_warmup_epochs=2"],
+}
+"""Options under which a model's resume is checked, beyond RESUMABLE."""
+
+
+def model_overrides(model_name: str) -> list[str]:
+    return [f"model={model_name}", *MODEL_OPTIONS.get(model_name, []), *RESUMABLE]
+
+
 class SendSignal(L.Callback):
     """Sends ``signal`` to this very process ``times`` times when the ``at``-th training batch
     starts (only in a run of ``model``, a display name, when given)."""
@@ -73,7 +85,7 @@ def uninterrupted(tmp_path_factory):
     def run(model_name: str, tiny_config) -> Path:
         if model_name not in runs:
             runs[model_name] = tmp_path_factory.mktemp(f"uninterrupted_{model_name}")
-            train(tiny_config(f"model={model_name}", *RESUMABLE, output_dir=runs[model_name]))
+            train(tiny_config(*model_overrides(model_name), output_dir=runs[model_name]))
         return runs[model_name]
 
     return run
@@ -81,15 +93,20 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("model_name", "signal_name", "exit_code"),
-    [("vae", "SIGINT", 130), ("wae_gan", "SIGTERM", 143)],
+    [
+        ("vae", "SIGINT", 130),
+        ("wae_gan", "SIGTERM", 143),
+        ("swae", "SIGINT", 130),
+        ("rae", "SIGTERM", 143),
+        ("beta_vae", "SIGINT", 130),
+    ],
 )
 def test_a_signal_stops_at_a_batch_and_the_resumed_run_is_the_uninterrupted_one(
     model_name, signal_name, exit_code, uninterrupted, tiny_config, tmp_path
 ):
     reference = uninterrupted(model_name, tiny_config)
     stopped = [
-        f"model={model_name}",
-        *RESUMABLE,
+        *model_overrides(model_name),
         "+callbacks.signal._target_=tests.test_resume.SendSignal",
         "+callbacks.signal.at=8",  # the 3rd batch of the 2nd epoch
         f"+callbacks.signal.signal={signal_name}",
@@ -105,7 +122,7 @@ def test_a_signal_stops_at_a_batch_and_the_resumed_run_is_the_uninterrupted_one(
     steps_per_batch = 2 if model_name == "wae_gan" else 1
     assert read_checkpoint(interrupted)["global_step"] == 8 * steps_per_batch
 
-    train(tiny_config(f"model={model_name}", *RESUMABLE, f"ckpt_path={interrupted}"))
+    train(tiny_config(*model_overrides(model_name), f"ckpt_path={interrupted}"))
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"
     assert_same_run(tmp_path, reference)
 

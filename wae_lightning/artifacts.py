@@ -202,6 +202,13 @@ class FigureData:
     """Decoded samples of each sampler, by name (``prior`` first)."""
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     """Per-epoch values of logged metrics, by tag (``val/recon_mse``)."""
+    traversals: np.ndarray | None = None
+    """(images, dimensions, steps, C, H, W): latent traversals of the first test images (None
+    in files written before traversals were drawn)."""
+    traversal_dimensions: np.ndarray | None = None
+    """The code dimension each traversal row moves."""
+    traversal_offsets: np.ndarray | None = None
+    """The offsets of the traversal columns, in prior standard deviations."""
 
     SHARED = ("originals", "pixel_interpolations", "embedding_labels")
     """What must be the same for every run of a dataset for the report's rows to line up."""
@@ -214,7 +221,7 @@ class FigureData:
         arrays = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("curves", "samples")
+            if f.name not in ("curves", "samples") and getattr(self, f.name) is not None
         }
         arrays |= {CURVE_PREFIX + tag.replace("/", "_", 1): v for tag, v in self.curves.items()}
         arrays |= {SAMPLES_PREFIX + name: v for name, v in self.samples.items()}

@@ -180,10 +180,19 @@ def saved_image_shape(hyperparameters: dict[str, Any]) -> tuple[int, int, int]:
     return (hyperparameters.get("channels", 1), 28, 28)
 
 
+LEGACY_SMOOTHNESS = {
+    "code_l2_weight": 0.0,
+    "decoder_weight_decay": 0.0,
+    "decoder_spectral_norm": False,
+}
+"""Options every model had before the RAE held them, with the value that left them off."""
+
+
 def current_hyperparameters(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's model hyper-parameters in today's form. Checkpoints written before
     network families were configurable hold the convolutional networks' ``dim_h``,
-    ``architecture`` and ``kernel_size``, and a WAE-GAN adversary of width None (4 x dim_h)."""
+    ``architecture`` and ``kernel_size``, and a WAE-GAN adversary of width None (4 x dim_h);
+    those written before the RAE existed hold its options, off, for every model."""
     current = dict(hyperparameters)
     current["image_shape"] = saved_image_shape(current)
     current.pop("channels", None)
@@ -194,6 +203,14 @@ def current_hyperparameters(hyperparameters: dict[str, Any]) -> dict[str, Any]:
         ).config()
         if "discriminator_width" in current and current["discriminator_width"] is None:
             current["discriminator_width"] = 4 * dim_h
+    for option, unset in LEGACY_SMOOTHNESS.items():
+        value = current.pop(option, unset)
+        if value != unset:
+            raise CheckpointError(
+                f"this checkpoint was trained with model.{option}={value!r}, an option of every "
+                "model in earlier versions that is now part of model=rae (code_penalty_weight, "
+                "decoder_regularizer): train it again with model=rae"
+            )
     return current
 
 

@@ -1,4 +1,4 @@
-"""The one check of a count setting, so that every refusal names its option the same way."""
+"""The checks of count and weight settings, so that every refusal names its option the same way."""
 
 from typing import Any
 
@@ -45,3 +45,12 @@ def check_fraction_or_count(
             f"{option.rsplit('.', 1)[-1]} must be a fraction in {interval} or a number of "
             f"{counted} >= 1, got {value!r}: set {option}"
         ) from None
+
+
+def check_non_negative(value: Any, option: str, what: str = "") -> None:
+    """Refuse anything but a number >= 0 for ``option`` (a weight, a noise level); ``what``
+    says in the message what the value is."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        name = option.rsplit(".", 1)[-1]
+        described = f"{name} ({what})" if what else name
+        raise ValueError(f"{described} must be >= 0, got {value!r}: set {option}")

@@ -57,6 +57,26 @@ def interpolation_rows(
     return rows
 
 
+def traversal_rows(
+    traversals: np.ndarray, dimensions: Sequence[int]
+) -> list[tuple[str, np.ndarray]]:
+    """For each test image, one row per traversed code dimension, for :func:`image_rows`."""
+    return [
+        (f"image {image + 1}, z{dimension}", traversals[image, row])
+        for image in range(len(traversals))
+        for row, dimension in enumerate(dimensions)
+    ]
+
+
+def traversal_caption(model: str, offsets: np.ndarray) -> str:
+    """What a traversal figure shows, for the report and the run's figures."""
+    return (
+        f"Latent traversals of {model}: for each test image, the code dimensions of largest "
+        f"variance (rows), each moved alone from {offsets[0]:+g} to {offsets[-1]:+g} prior "
+        "standard deviations (columns; the middle column decodes the unchanged code)"
+    )
+
+
 def scatter_panels(
     panels: Sequence[tuple[str, np.ndarray]],
     labels: np.ndarray,

@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -111,3 +112,27 @@ def mmd_imq(
         return total / (len(a) * len(b))
 
     return mean_kernel(x, x, True) + mean_kernel(y, y, True) - 2 * mean_kernel(x, y, False)
+
+
+def random_directions(
+    dimension: int, count: int, generator: torch.Generator | None = None, device: Any = None
+) -> Tensor:
+    """``count`` directions drawn uniformly on the unit sphere of R^dimension, as the columns of
+    a (dimension, count) matrix."""
+    directions = torch.randn(dimension, count, generator=generator, device=device)
+    return directions / directions.norm(dim=0, keepdim=True)
+
+
+def sliced_wasserstein(x: Tensor, y: Tensor, directions: Tensor, power: int = 2) -> Tensor:
+    """Sliced p-Wasserstein distance between equal-size samples x and y (n, d), p = ``power``.
+
+    Both samples are projected on each direction (the columns of ``directions``, (d, L)); in
+    one dimension the optimal transport matches sorted values, so the p-Wasserstein distance
+    of a projection is the mean of |sorted x - sorted y|^p. Returns
+    (mean over the directions of W_p^p)^(1/p), POT's ``ot.sliced_wasserstein_distance``.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"sliced_wasserstein needs samples of one size, got {len(x)} and {len(y)}")
+    projected_x = (x.float() @ directions.float()).sort(dim=0).values
+    projected_y = (y.float() @ directions.float()).sort(dim=0).values
+    return (projected_x - projected_y).abs().pow(power).mean().pow(1.0 / power)

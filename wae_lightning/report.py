@@ -5,7 +5,7 @@ below it that has ``evaluation/metrics.json`` is collected. For each dataset the
 models side by side: a table of every metric with epochs, wall time and parameter count, and
 figure panels that combine the models row by row (test images over each model's
 reconstructions; pixel-space over latent interpolations; samples; t-SNE and PCA of pixels and of
-each latent space; training curves). It writes ``report.md`` (with ``figures/``), a
+each latent space; training curves), and each model's latent traversals. It writes ``report.md`` (with ``figures/``), a
 self-contained ``report.html`` and ``metrics.csv``.
 
 A multirun of ``wae_lightning.train`` writes this report into its folder when it ends
@@ -299,6 +299,15 @@ def draw_panels(runs: list[Run], dataset: str, figure_dir: Path) -> dict[str, Pa
                 [(run.label, run.figure_data.samples[sampler][:samples]) for run in runs]
             ),
         )
+    for number, run in enumerate(runs):
+        data = run.figure_data
+        if data.traversals is not None:
+            panels[f"traversals_{number + 1}"] = (
+                figures.traversal_caption(run.label, data.traversal_offsets),
+                figures.image_rows(
+                    figures.traversal_rows(data.traversals, data.traversal_dimensions)
+                ),
+            )
     for method, key in (("t-SNE", "tsne"), ("PCA", "pca")):
         panels[key] = (
             f"{method} of test images, coloured by class: pixel space, then each latent space",

@@ -378,6 +378,9 @@ class Evaluator(EvaluationSettings):
         pixel_path = torch.lerp(
             starts.unsqueeze(1), ends.unsqueeze(1), weights.view(1, -1, 1, 1, 1)
         )
+        dimensions = codes.var(0).argsort(descending=True)[: self.traversal_dimensions]
+        offsets = torch.linspace(-self.traversal_span, self.traversal_span, self.traversal_steps)
+        traversed = to_float_images(images[: self.traversal_images].to(self.torch_device))
         points = min(self.embedding_points, len(images))
         pixels = to_float_images(images[:points]).flatten(1).numpy()
         latent = codes[:points].numpy()
@@ -394,5 +397,8 @@ class Evaluator(EvaluationSettings):
             tsne_latent=tsne(latent, self.seed, self.progress),
             pca_pixel=pca(pixels, self.seed),
             pca_latent=pca(latent, self.seed),
+            traversals=model.traverse(traversed, dimensions.tolist(), offsets).float().cpu().numpy(),
+            traversal_dimensions=dimensions.numpy(),
+            traversal_offsets=offsets.numpy(),
             **generated,
         )

@@ -12,6 +12,7 @@ from wae_lightning import figures
 from wae_lightning.artifacts import FigureData
 from wae_lightning.data import ImageSpec
 
+
 def sample_grid(samples: np.ndarray) -> torch.Tensor:
     return make_grid(torch.as_tensor(samples), nrow=int(len(samples) ** 0.5), pad_value=1.0)
 
@@ -24,7 +25,8 @@ def draw_run_figures(
     writer: SummaryWriter | None,
     step: int,
 ) -> None:
-    """Reconstructions, interpolations, t-SNE and PCA, training curves and sample grids."""
+    """Reconstructions, interpolations, latent traversals, t-SNE and PCA, training curves and
+    sample grids."""
     drawn = {
         "reconstructions": figures.image_rows(
             [("test images", data.originals), (name, data.reconstructions)]
@@ -43,6 +45,10 @@ def draw_run_figures(
             ],
             data.embedding_labels,
             spec.class_names,
+        )
+    if data.traversals is not None:
+        drawn["traversals"] = figures.image_rows(
+            figures.traversal_rows(data.traversals, data.traversal_dimensions)
         )
     panels: dict[str, dict[str, np.ndarray]] = {}
     for tag, values in data.curves.items():

@@ -27,6 +27,9 @@ MINIMUMS = {
     "test_images": 2,
     "train_images": 2,
     "sampler_fit_images": 2,
+    "traversal_images": 1,
+    "traversal_dimensions": 1,
+    "traversal_steps": 3,
 }
 """The smallest value each count of :class:`Evaluator` accepts."""
 
@@ -81,6 +84,12 @@ class EvaluationSettings:
         num_images: test images in the reconstruction figure (the first ones of the split).
         num_pairs, interpolation_steps: interpolations between test images i and i + num_pairs.
         num_figure_samples: images in each sample grid.
+        traversal_images, traversal_dimensions, traversal_steps, traversal_span: the latent
+            traversals: for each of the first ``traversal_images`` test images, each of the
+            ``traversal_dimensions`` code dimensions of largest variance over the test codes
+            (all of them when the code is shorter) moved alone by ``traversal_steps`` evenly
+            spaced offsets from -span to +span prior standard deviations (an odd count, so
+            that the middle one is the unchanged code).
         mmd_samples: test codes (and as many prior samples) in the latent MMD.
         embedding_points: test images embedded by t-SNE and PCA.
         kid_subsets, kid_subset_size: KID's random subsets (at most the images compared).
@@ -107,6 +116,10 @@ class EvaluationSettings:
     num_pairs: int = 5
     interpolation_steps: int = 10
     num_figure_samples: int = 64
+    traversal_images: int = 2
+    traversal_dimensions: int = 8
+    traversal_steps: int = 9
+    traversal_span: float = 3.0
     mmd_samples: int = 5_000
     embedding_points: int = 1_000
     kid_subsets: int = 100
@@ -149,6 +162,16 @@ class EvaluationSettings:
                 f"num_pairs ({self.num_pairs}) needs {2 * self.num_pairs} test images, but "
                 f"test_images is {self.test_images}: lower evaluation.num_pairs or raise "
                 "evaluation.test_images"
+            )
+        if self.traversal_steps % 2 == 0:
+            raise ValueError(
+                f"traversal_steps must be odd, so that the middle column is the unchanged code, "
+                f"got {self.traversal_steps}: set evaluation.traversal_steps"
+            )
+        if isinstance(self.traversal_span, bool) or not self.traversal_span > 0:
+            raise ValueError(
+                f"traversal_span must be > 0 (prior standard deviations), got "
+                f"{self.traversal_span!r}: set evaluation.traversal_span"
             )
         self.check_samplers()
         if self.device not in ("auto", "cpu", "cuda"):

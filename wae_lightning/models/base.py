@@ -19,7 +19,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torchmetrics import Metric
 
-from wae_lightning.checks import check_count
+from wae_lightning.checks import check_count, check_non_negative
 from wae_lightning.data import to_float_images
 from wae_lightning.losses import ReconstructionCost
 from wae_lightning.nets import Networks, build_networks, check_image_shape
@@ -136,10 +136,6 @@ class AutoEncoderModule(L.LightningModule):
             authors' pre-training); 0 skips it.
         input_noise: standard deviation of Gaussian noise added to the encoder's training
             images (the reconstruction target stays clean), so that nearby codes decode alike.
-        code_l2_weight: weight of RAE's code penalty 1/2 ||z||^2 per image (Ghosh et al., 2020).
-        decoder_weight_decay: L2 penalty on the decoder's weights (RAE-L2), through the
-            optimizer's weight decay of the decoder's parameters.
-        decoder_spectral_norm: spectral normalisation of every decoder layer (RAE-SN).
     """
 
     display_name = "auto-encoder"
@@ -167,9 +163,6 @@ class AutoEncoderModule(L.LightningModule):
         compile_mode: str | None = None,
         encoder_pretraining_steps: int = 0,
         input_noise: float = 0.0,
-        code_l2_weight: float = 0.0,
-        decoder_weight_decay: float = 0.0,
-        decoder_spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         check_count(n_z, "model.n_z", why="It is the latent dimension.")
@@ -178,13 +171,7 @@ class AutoEncoderModule(L.LightningModule):
             raise ValueError(f"prior_sigma must be > 0, got {prior_sigma!r}: set model.prior_sigma")
         check_learning_rate(optimizer, "model.optimizer")
         check_count(encoder_pretraining_steps, "model.encoder_pretraining_steps", minimum=0)
-        for option, value in (
-            ("input_noise", input_noise),
-            ("code_l2_weight", code_l2_weight),
-            ("decoder_weight_decay", decoder_weight_decay),
-        ):
-            if not value >= 0:
-                raise ValueError(f"{option} must be >= 0, got {value!r}: set model.{option}")
+        check_non_negative(input_noise, "model.input_noise", "the encoder's input noise")
         if compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}: set model.compile_mode"
@@ -199,10 +186,6 @@ class AutoEncoderModule(L.LightningModule):
         self.hparams["net"] = networks.config()
         self.encoder = networks.encoder(image_shape, n_z * self.encoder_outputs_per_latent)
         self.decoder = networks.decoder(image_shape, n_z)
-        if decoder_spectral_norm:
-            for layer in self.decoder.modules():
-                if isinstance(layer, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
-                    nn.utils.parametrizations.spectral_norm(layer)
         self.reconstruction_cost = ReconstructionCost(
             pixels=math.prod(image_shape), **(reconstruction or {})
         )
@@ -302,6 +285,22 @@ class AutoEncoderModule(L.LightningModule):
         return self.decode(self.sample_codes(n, generator, sampler))
 
     @torch.no_grad()
+    def traverse(self, images: Tensor, dimensions: Sequence[int], offsets: Tensor) -> Tensor:
+        """Decode each image's code with one dimension at a time moved by each offset, in the
+        prior's standard deviations (a latent traversal).
+
+        Returns (N, len(dimensions), len(offsets), C, H, W); an offset of 0 decodes the
+        unchanged code.
+        """
+        codes = self.encode(images)
+        moved = codes[:, None, None, :].repeat(1, len(dimensions), len(offsets), 1)
+        steps = offsets.to(codes) * self.hparams.prior_sigma
+        for row, dimension in enumerate(dimensions):
+            moved[:, row, :, dimension] += steps
+        decoded = self.decode(moved.flatten(0, 2))
+        return decoded.view(*moved.shape[:3], *decoded.shape[1:])
+
+    @torch.no_grad()
     def interpolate(self, start: Tensor, end: Tensor, steps: int = 10) -> Tensor:
         """Decode the straight line between the codes of two image batches.
 
@@ -340,9 +339,6 @@ class AutoEncoderModule(L.LightningModule):
         terms["recon"] = self.reconstruction_cost(logits, images)
         terms["recon_mse"] = F.mse_loss(torch.sigmoid(logits.detach().float()), images)
         terms["loss"] = terms["recon"] + terms["penalty"] if "penalty" in terms else terms["recon"]
-        if self.hparams.code_l2_weight:
-            code_l2 = 0.5 * codes.float().square().sum(1).mean()
-            terms["loss"] = terms["loss"] + self.hparams.code_l2_weight * code_l2
         return terms
 
     def loss_terms(self, images: Tensor, inputs: Tensor | None = None) -> dict[str, Tensor]:
@@ -486,15 +482,7 @@ class AutoEncoderModule(L.LightningModule):
         return config
 
     def configure_optimizers(self) -> Any:
-        parameters: list[Any] = [*self.encoder.parameters(), *self.decoder.parameters()]
-        if self.hparams.decoder_weight_decay:
-            parameters = [
-                {"params": list(self.encoder.parameters())},
-                {
-                    "params": list(self.decoder.parameters()),
-                    "weight_decay": self.hparams.decoder_weight_decay,
-                },
-            ]
+        parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
         return self.optimizer_config(parameters, self.optimizer_factory, "autoencoder")
 
     @classmethod

@@ -5,6 +5,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wae_lightning.checks import check_non_negative
 from wae_lightning.losses import gaussian_kl_to_prior
 from wae_lightning.models.base import AutoEncoderModule
 
@@ -26,9 +27,12 @@ class VAE(AutoEncoderModule):
 
     def __init__(self, beta: float = 1.0, **kwargs: Any) -> None:
         """``beta`` weighs the KL term; the other arguments are :class:`AutoEncoderModule`'s."""
-        if not beta >= 0:
-            raise ValueError(f"beta (the KL weight) must be >= 0, got {beta!r}: set model.beta")
+        check_non_negative(beta, "model.beta", "the KL weight")
         super().__init__(**kwargs)
+
+    def kl_weight(self) -> float:
+        """The weight of the KL term at this step: beta."""
+        return self.hparams.beta
 
     def encode_distribution(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z|x), each (N, n_z)."""
@@ -53,6 +57,6 @@ class VAE(AutoEncoderModule):
         mean, log_variance = self.encode_distribution(images)
         # The KL in float32: exp() of a bf16 log-variance loses too much precision.
         kl = gaussian_kl_to_prior(mean.float(), log_variance.float(), self.hparams.prior_sigma)
-        penalty = self.hparams.beta * self.reconstruction_cost.per_image_total_to_cost_units(kl)
+        penalty = self.kl_weight() * self.reconstruction_cost.per_image_total_to_cost_units(kl)
         codes = self.reparameterize(mean, log_variance)
         return codes, {"kl": kl.mean(), "penalty": penalty.mean()}

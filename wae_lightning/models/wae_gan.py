@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wae_lightning.checks import check_count
+from wae_lightning.checks import check_count, check_non_negative
 from wae_lightning.models.base import AutoEncoderModule, OptimizerFactory, check_learning_rate
 from wae_lightning.nets import LatentDiscriminator
 
@@ -46,11 +46,7 @@ class WAEGAN(AutoEncoderModule):
         discriminator_optimizer: OptimizerFactory | None = None,
         **kwargs: Any,
     ) -> None:
-        if not penalty_weight >= 0:
-            raise ValueError(
-                f"penalty_weight (the WAE's lambda) must be >= 0, got {penalty_weight!r}: "
-                "set model.penalty_weight"
-            )
+        check_non_negative(penalty_weight, "model.penalty_weight", "the WAE's lambda")
         check_learning_rate(discriminator_optimizer, "model.discriminator_optimizer")
         check_count(discriminator_width, "model.discriminator_width")
         check_count(discriminator_depth, "model.discriminator_depth")

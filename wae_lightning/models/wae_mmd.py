@@ -5,6 +5,7 @@ from typing import Any
 
 from torch import Tensor
 
+from wae_lightning.checks import check_non_negative
 from wae_lightning.losses import IMQ_SCALES, mmd_imq
 from wae_lightning.models.base import AutoEncoderModule
 
@@ -34,11 +35,7 @@ class WAEMMD(AutoEncoderModule):
         kernel_scales: Sequence[float] = IMQ_SCALES,
         **kwargs: Any,
     ) -> None:
-        if not penalty_weight >= 0:
-            raise ValueError(
-                f"penalty_weight (the WAE's lambda) must be >= 0, got {penalty_weight!r}: "
-                "set model.penalty_weight"
-            )
+        check_non_negative(penalty_weight, "model.penalty_weight", "the WAE's lambda")
         if not kernel_scales or not all(scale > 0 for scale in kernel_scales):
             raise ValueError(
                 f"kernel_scales must be positive numbers, got {kernel_scales!r}: set "
