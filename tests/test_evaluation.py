@@ -500,6 +500,12 @@ def test_files_of_before_networks_and_samplers_were_objects_still_load(evaluated
     hyperparameters = checkpoint["hyper_parameters"]
     net = hyperparameters.pop("net")
     hyperparameters |= {k: net[k] for k in ("dim_h", "architecture", "kernel_size")}
+    # and the RAE's options, off, as every model had them before the RAE held them
+    hyperparameters |= {
+        "code_l2_weight": 0.0,
+        "decoder_weight_decay": 0.0,
+        "decoder_spectral_norm": False,
+    }
     checkpoint[LATENT_MIXTURE_KEY] = checkpoint.pop(SAMPLERS_KEY)["mixture"]["state"]
     torch.save(checkpoint, tmp_path / "old.ckpt")
     old = load_model(tmp_path / "old.ckpt").eval()
@@ -510,6 +516,9 @@ def test_files_of_before_networks_and_samplers_were_objects_still_load(evaluated
     assert set(old.samplers) == {"prior", "mixture"}
     upgraded = current_hyperparameters({"dim_h": 8, "discriminator_width": None, "n_z": 4})
     assert upgraded["discriminator_width"] == 32 and upgraded["net"]["dim_h"] == 8
+    retrain = "model.code_l2_weight=0.5.*train it again with model=rae"
+    with pytest.raises(CheckpointError, match=retrain):
+        current_hyperparameters({**hyperparameters, "code_l2_weight": 0.5})
 
     old_dir = tmp_path / "old_evaluation"
     old_dir.mkdir()
@@ -528,6 +537,9 @@ def test_files_of_before_networks_and_samplers_were_objects_still_load(evaluated
     record = EvaluationRecord.read(old_dir)
     assert record.metrics["fid_mixture"] == evaluation["metrics"]["fid_mixture"]
     assert record.metrics["kid_mixture_std"] == evaluation["metrics"]["kid_mixture_std"]
+    for name in ("traversals", "traversal_dimensions", "traversal_offsets"):
+        del arrays[name]
+    np.savez_compressed(old_dir / FIGURE_DATA_FILE, **arrays)
     data = FigureData.read(old_dir)
-    assert list(data.samples) == ["prior", "mixture"]
+    assert list(data.samples) == ["prior", "mixture"] and data.traversals is None
     np.testing.assert_array_equal(data.samples["mixture"], arrays["gmm_samples"])
