@@ -47,8 +47,9 @@ from wae_lightning.search import SearchResult, objective_panels, read_search
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
-MODEL_ORDER = ("AE", "VAE", "WAE-GAN", "WAE-MMD")
-"""Column order of the models; any other model follows them."""
+MODEL_ORDER = ("AE", "VAE", "beta-VAE", "WAE-GAN", "WAE-MMD", "SWAE", "RAE")
+"""Column order of the models, by display name, each beside its variants; any other model
+follows them."""
 
 SAMPLES_PER_ROW = 10
 
