@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
 from wae_lightning.checks import check_count
 
@@ -61,20 +61,22 @@ def ends_with_a_lone_image(count: int, batch_size: int) -> bool:
     return count % batch_size == 1
 
 
-class EpochPermutation(Sampler[int]):
+class EpochPermutation(DistributedSampler):
     """The order of an epoch's images: a permutation seeded by ``seed + epoch``.
 
     Any epoch's order can be drawn again, so a resumed run sees exactly the order the
-    uninterrupted run saw. Lightning calls ``set_epoch`` at the start of every epoch (the
-    protocol of ``DistributedSampler``). Without ``shuffle`` the order is the stored one. Under
-    data parallelism every process draws the same permutation and takes every
-    ``world_size``-th index of it from ``rank`` on (wrapped to equal length, as
-    ``DistributedSampler`` does).
+    uninterrupted run saw. Lightning calls ``set_epoch`` at the start of every epoch. Without
+    ``shuffle`` the order is the stored one. Under data parallelism every process draws the
+    same permutation and takes every ``world_size``-th index of it from ``rank`` on (wrapped to
+    equal length, as ``DistributedSampler`` does). It is a ``DistributedSampler``, so that
+    Lightning uses it as it is: a wrapper of Lightning's would not pass ``set_epoch`` on, and
+    every epoch would see the same order.
     """
 
     def __init__(
         self, count: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1
     ) -> None:
+        # not DistributedSampler.__init__, which needs a dataset and an initialised process group
         self.count, self.seed, self.shuffle = count, seed, shuffle
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -297,27 +299,34 @@ class ImageDataModule(L.LightningDataModule):
             self.device_copies[split] = tuple(t.to(device) for t in self.splits[split].tensors)
         return self.device_copies[split]
 
+    def process_share(self) -> tuple[int, int]:
+        """This process's rank and the number of processes (0 and 1 outside data parallelism)."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def dataloader(self, split: str) -> DataLoader | TensorBatches:
         self.setup()
         dataset = self.splits[split]
         training = split == "train"
         batch_size = self.batch_size if training else self.eval_batch_size
         if self.loader == "tensor" and isinstance(dataset, TensorDataset):
-            trainer = self.trainer
+            rank, world_size = self.process_share()
             return TensorBatches(
                 *self.split_tensors(split),
                 batch_size=batch_size,
                 shuffle=training,
                 seed=torch.initial_seed(),
-                rank=trainer.global_rank if trainer is not None else 0,
-                world_size=trainer.world_size if trainer is not None else 1,
+                rank=rank,
+                world_size=world_size,
             )
         workers = self.workers
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            # the epoch's permutation, as the tensor loader draws it (Lightning wraps it for DDP)
-            sampler=EpochPermutation(len(dataset), torch.initial_seed(), shuffle=training),
+            # the epoch's permutation and this process's share of it, as the tensor loader's
+            sampler=EpochPermutation(
+                len(dataset), torch.initial_seed(), training, *self.process_share()
+            ),
             drop_last=training and ends_with_a_lone_image(len(dataset), batch_size),
             num_workers=workers,
             pin_memory=self.pin_memory,

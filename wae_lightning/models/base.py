@@ -39,6 +39,9 @@ SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+"""The compile modes that record CUDA graphs on a GPU."""
+
 STAGES = ("train", "val", "test")
 
 CHECKPOINT_MODEL_KEY = "wae_lightning_model"
@@ -130,7 +133,8 @@ class AutoEncoderModule(L.LightningModule):
             ``"reduce-overhead"`` for CUDA graphs, ``"max-autotune"``); null leaves them eager.
             The networks are compiled one by one, not the whole module: compiling the module
             breaks the WAE-GAN's toggled optimizers. Parameter names, and so checkpoints, do
-            not change.
+            not change. With CUDA graphs, each batch marks the start of a step and ``encode``
+            returns a copy (see ``begin_step``), so that no kept output is overwritten.
         encoder_pretraining_steps: before the first epoch of a new run, train the encoder alone
             for this many batches to give its codes the prior's mean and covariance (the WAE
             authors' pre-training); 0 skips it.
@@ -229,13 +233,45 @@ class AutoEncoderModule(L.LightningModule):
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
 
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether the networks replay CUDA graphs (a CUDA-graph compile mode, on a GPU)."""
+        return self.hparams.compile_mode in CUDA_GRAPH_MODES and self.device.type == "cuda"
+
+    def begin_step(self) -> None:
+        """Tell torch a new step begins. A CUDA graph's outputs live in memory that the graph's
+        next replay writes again; torch frees them for that only when it knows the step they
+        belonged to is over (``torch.compiler.cudagraph_mark_step_begin``). Every training,
+        validation and test batch, and every pre-training step, calls this first."""
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.begin_step()
+
+    def on_validation_batch_start(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self.begin_step()
+
+    def on_test_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.begin_step()
+
     # ---- what every auto-encoder can do -------------------------------------------------------
+    def encoder_output(self, images: Tensor) -> Tensor:
+        """The encoder's output, copied out of a CUDA graph's memory when there is one: codes
+        are kept across calls (the evaluation gathers every batch's, the WAE-GAN uses them in
+        both of its steps), which the graph's next replay would overwrite."""
+        output = self.encoder(images)
+        return output.clone() if self.cuda_graphs else output
+
     def encode(self, images: Tensor) -> Tensor:
         """Deterministic codes (N, n_z) of images (N, C, H, W) in [0, 1]."""
-        return self.encoder(images)
+        return self.encoder_output(images)
 
     def decode(self, codes: Tensor) -> Tensor:
-        """Images in [0, 1] decoded from codes (N, n_z)."""
+        """Images in [0, 1] decoded from codes (N, n_z) (a new tensor: the sigmoid runs
+        outside any compiled graph)."""
         return torch.sigmoid(self.decoder(codes))
 
     def forward(self, images: Tensor) -> Tensor:
@@ -370,6 +406,7 @@ class AutoEncoderModule(L.LightningModule):
         done = 0
         while done < steps:
             for images, _ in self.trainer.train_dataloader:
+                self.begin_step()
                 codes = self.encode(to_float_images(images.to(self.device)))
                 prior = self.sample_prior(len(codes))
                 loss = (codes.mean(0) - prior.mean(0)).square().mean() + (

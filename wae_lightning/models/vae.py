@@ -36,7 +36,7 @@ class VAE(AutoEncoderModule):
 
     def encode_distribution(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z|x), each (N, n_z)."""
-        mean, log_variance = self.encoder(images).chunk(2, dim=1)
+        mean, log_variance = self.encoder_output(images).chunk(2, dim=1)
         return mean, log_variance
 
     def encode(self, images: Tensor) -> Tensor:
