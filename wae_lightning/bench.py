@@ -358,7 +358,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
     print("|---|---|---|---|" + "---|" * spread)
     rows = []
     for model in args.models:
-        row = compare(model, args, images)
+        try:
+            row = compare(model, args, images)
+        except Exception as error:  # noqa: BLE001 - one model's failure must not lose the others
+            print(f"| {model} | failed: {type(error).__name__}: {error} | | |", flush=True)
+            continue
         rows.append(row)
         middle = f" {row['ratio_q1']:.2f}x to {row['ratio_q3']:.2f}x |" if spread else ""
         print(
