@@ -65,11 +65,17 @@ def seen(record_dir: Path, rank: int, epoch: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def loader_runs(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """One 2-process run on each loader: its folder and its records."""
+    """One 2-process run on each loader: its folder and its records. The tensor loader's run
+    is also evaluated, by its first process alone once both have tested (with a classifier
+    cache of its own: its processes compute with fewer threads, which changes the cached
+    features' last bits)."""
     runs = {}
+    cache = tmp_path_factory.mktemp("ddp_classifier_cache")
+    evaluated = ["evaluate=true", f"evaluation.classifier.cache_dir={cache}"]
     for loader in ("tensor", "dataloader"):
         base = tmp_path_factory.mktemp(f"ddp_{loader}")
-        recorded_run(base / "run", base / "record", f"data.loader={loader}")
+        extra = evaluated if loader == "tensor" else []
+        recorded_run(base / "run", base / "record", f"data.loader={loader}", *extra)
         runs[loader] = (base / "run", base / "record")
     return runs
 
@@ -93,6 +99,10 @@ def test_two_processes_share_each_epoch_and_agree_on_the_metrics(loader, loader_
     best, last = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert best.startswith("epoch_") and last == "last.ckpt"
     assert not list(run.rglob("*.partial"))
+    if loader == "tensor":
+        evaluation = json.loads((run / "evaluation" / "metrics.json").read_text())
+        assert evaluation["metrics"]["fid_prior"] > 0
+        assert summary["metrics"]["eval/fid_prior"] == evaluation["metrics"]["fid_prior"]
 
 
 @pytest.mark.slow

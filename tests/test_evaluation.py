@@ -352,6 +352,14 @@ def test_bad_evaluation_settings_are_refused_before_training(tiny_config, tmp_pa
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_a_feature_classifier_too_weak_for_fid_stops_the_run_before_it_trains(
+    tiny_config, tmp_path
+):
+    with pytest.raises(ValueError, match="below the 0.999 that FID features need"):
+        train(tiny_config("evaluate=true", "evaluation.classifier.min_accuracy=0.999"))
+    assert not (tmp_path / "checkpoints").exists()
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -20,9 +20,14 @@ import hashlib
 import json
 import logging
 import os
+import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import lightning as L
 import torch
@@ -199,6 +204,26 @@ def feature_classifier(settings: dict[str, Any]) -> FeatureClassifier:
     )
 
 
+@contextmanager
+def seeded_apart(seed: int) -> Iterator[None]:
+    """Every generator seeded with ``seed`` inside, and given back its state after, so that
+    training the classifier (before a run trains, or in its evaluation) leaves the run's own
+    random draws as they would have been."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    global_seed = os.environ.get("PL_GLOBAL_SEED")
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        L.seed_everything(seed, verbose=False)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if global_seed is None:
+                os.environ.pop("PL_GLOBAL_SEED", None)
+            else:
+                os.environ["PL_GLOBAL_SEED"] = global_seed
+
+
 def train_classifier(
     data: ImageDataModule, settings: dict[str, Any], progress: bool
 ) -> tuple[FeatureClassifier, float]:
@@ -206,22 +231,22 @@ def train_classifier(
 
     The data come from a fresh copy of the run's data module, with the classifier's batch sizes.
     """
-    L.seed_everything(settings["seed"], verbose=False)
-    datamodule = type(data)(**{**data.hparams, "batch_size": 128, "eval_batch_size": 1000})
-    classifier = feature_classifier(settings)
-    trainer = L.Trainer(
-        accelerator="auto",
-        devices=1,
-        max_epochs=settings["epochs"],
-        limit_train_batches=settings["limit_batches"],
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-    )
-    trainer.fit(classifier, datamodule=datamodule)
-    (result,) = trainer.test(classifier, datamodule=datamodule, verbose=False)
+    with seeded_apart(settings["seed"]):
+        datamodule = type(data)(**{**data.hparams, "batch_size": 128, "eval_batch_size": 1000})
+        classifier = feature_classifier(settings)
+        trainer = L.Trainer(
+            accelerator="auto",
+            devices=1,
+            max_epochs=settings["epochs"],
+            limit_train_batches=settings["limit_batches"],
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+        )
+        trainer.fit(classifier, datamodule=datamodule)
+        (result,) = trainer.test(classifier, datamodule=datamodule, verbose=False)
     return classifier, float(result["test/accuracy"])
 
 

@@ -9,6 +9,7 @@ Examples::
 
 import dataclasses
 import logging
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -38,6 +40,16 @@ from wae_lightning.resume import job_overrides, previous_run, set_aside_failed_a
 
 log = logging.getLogger(__name__)
 register_resolvers()  # before Hydra composes a config that uses them
+
+RESUMED_FROM_ENV = "WAE_LIGHTNING_RESUMED_FROM"
+"""Where the first process of a data-parallel run tells the processes Lightning starts which
+checkpoint it resumes (empty: none), so that every process starts from the same weights."""
+
+
+def started_by_lightning() -> bool:
+    """Whether this process is one that Lightning started for data parallelism (it runs the
+    command again, with ``LOCAL_RANK`` set), not the run's first process."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -78,7 +90,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     output_dir = Path(cfg.paths.output_dir)
     overrides = job_overrides()
-    if cfg.get("resume", True) and cfg.ckpt_path is None:
+    if started_by_lightning():
+        # the first process has looked at the folder and written to it since: follow its choice
+        cfg.ckpt_path = os.environ.get(RESUMED_FROM_ENV) or None
+    elif cfg.get("resume", True) and cfg.ckpt_path is None:
         previous = previous_run(output_dir, overrides)
         if previous.action == "skip":
             log.info(
@@ -100,6 +115,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 previous.record.status,
             )
             set_aside_failed_attempt(output_dir)
+    if not started_by_lightning():
+        os.environ[RESUMED_FROM_ENV] = cfg.ckpt_path or ""
     share_the_machine(cfg)
     L.seed_everything(cfg.seed, workers=True)
     evaluator: Evaluator | None = (
@@ -112,6 +129,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_run_settings(cfg, model, datamodule.spec.labeled)
     if evaluator is not None:
         evaluator.check_data(datamodule)
+        # now, not after training: a classifier too weak for FID stops the run before it
+        # trains, and under data parallelism no Trainer is built once the processes run
+        evaluator.feature_network(datamodule)
     if cfg.ckpt_path is not None:
         check_checkpoint_matches(cfg.ckpt_path, model)
         warn_if_resumed_elsewhere(Path(cfg.ckpt_path), output_dir)
@@ -138,6 +158,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log_hyperparameters(cfg, loggers, metrics)
     log.info("Done; results in %s", output_dir / METRICS_FILE)
     return metrics
+
+
+def end_data_parallelism() -> None:
+    """Leave the process group once training and testing are done: the evaluation runs in the
+    first process alone, and its metrics must not wait for processes that have ended."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 @dataclass
@@ -177,6 +204,7 @@ class RunStages:
         if self.cfg.test:
             self.test(checkpoint)
         if self.evaluator is not None and self.trainer.is_global_zero:
+            end_data_parallelism()
             self.evaluate(checkpoint)
         self.record("completed")
         return self.summary.metrics

@@ -101,6 +101,13 @@ class Evaluator(EvaluationSettings):
             batch = batch.to(self.torch_device)
             yield to_float_images(batch) if batch.dtype == torch.uint8 else batch
 
+    def feature_network(
+        self, datamodule: ImageDataModule
+    ) -> tuple[FrozenFeatures, dict[str, Any]]:
+        """The FID/KID feature network of this data and its record: trained on the first use
+        (and refused if too weak), then read from the cache."""
+        return load_feature_network(datamodule, **{"progress": self.progress, **self.classifier})
+
     # ---- the evaluation ------------------------------------------------------------------------
     def run(
         self,
@@ -127,9 +134,8 @@ class Evaluator(EvaluationSettings):
                 f"the weights {describe_entries(bad)} of the {type(model).__name__} hold NaN or "
                 f"infinite values: {DIVERGED_FIX}"
             )
-        options = {"progress": self.progress, **self.classifier}
         # first: training the classifier, on the first use, switches gradients back on
-        features, classifier_record = load_feature_network(datamodule, **options)
+        features, classifier_record = self.feature_network(datamodule)
         output_dir = Path(output_dir)
         with torch.no_grad():
             metrics, data = self.score(
