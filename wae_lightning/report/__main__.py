@@ -1,0 +1,3 @@
+from wae_lightning.report.cli import main
+
+main()
