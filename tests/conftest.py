@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.data import MNISTDataModule
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -91,9 +91,9 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def mnist() -> AutoEncoderDataModule:
+def mnist() -> MNISTDataModule:
     """MNIST, loaded once for the session (read-only use)."""
-    datamodule = AutoEncoderDataModule("mnist", DATA_DIR, batch_size=32, download=False)
+    datamodule = MNISTDataModule("mnist", DATA_DIR, batch_size=32, download=False)
     datamodule.setup()
     return datamodule
 

@@ -8,10 +8,10 @@ import torch
 import torchvision
 
 from wae_lightning.data import (
-    AutoEncoderDataModule,
     DatasetFileError,
     DatasetNotFoundError,
     ImageSpec,
+    MNISTDataModule,
     TensorBatches,
     read_idx,
 )
@@ -27,7 +27,7 @@ def fingerprints(images: torch.Tensor) -> torch.Tensor:
     ("dataset", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")]
 )
 def test_splits_shapes_ranges_and_labels(dataset, folder, data_dir):
-    datamodule = AutoEncoderDataModule(
+    datamodule = MNISTDataModule(
         dataset, data_dir, batch_size=64, eval_batch_size=500, download=False
     )
     datamodule.setup()
@@ -68,8 +68,8 @@ def test_train_and_val_partition_the_training_images(mnist):
 
 
 def test_split_is_seeded(mnist, data_dir):
-    same = AutoEncoderDataModule("mnist", data_dir, download=False)
-    other = AutoEncoderDataModule("mnist", data_dir, split_seed=1, download=False)
+    same = MNISTDataModule("mnist", data_dir, download=False)
+    other = MNISTDataModule("mnist", data_dir, split_seed=1, download=False)
     same.setup(), other.setup()
     assert torch.equal(same.splits["val"].tensors[0], mnist.splits["val"].tensors[0])
     assert not torch.equal(other.splits["val"].tensors[0], mnist.splits["val"].tensors[0])
@@ -81,8 +81,8 @@ def test_uncompressed_torchvision_layout_is_read_too(tmp_path, data_dir):
     for source in (data_dir / "MNIST" / "raw").glob("*.gz"):
         with gzip.open(source, "rb") as packed, open(raw / source.stem, "wb") as plain:
             shutil.copyfileobj(packed, plain)
-    plain = AutoEncoderDataModule("mnist", tmp_path, download=False)
-    packed = AutoEncoderDataModule("mnist", data_dir, download=False)
+    plain = MNISTDataModule("mnist", tmp_path, download=False)
+    packed = MNISTDataModule("mnist", data_dir, download=False)
     assert torch.equal(plain.load_split("test").tensors[0], packed.load_split("test").tensors[0])
     # torchvision's own reader agrees on the uncompressed files
     reference = torchvision.datasets.MNIST(tmp_path, train=False, download=False)
@@ -91,21 +91,19 @@ def test_uncompressed_torchvision_layout_is_read_too(tmp_path, data_dir):
 
 @pytest.mark.parametrize("loader", ["tensor", "dataloader"])
 def test_a_last_training_batch_of_one_image_is_left_out(loader, data_dir):
-    datamodule = AutoEncoderDataModule(
-        "mnist", data_dir, batch_size=3, download=False, loader=loader
-    )
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=3, download=False, loader=loader)
     assert 55_000 % 3 == 1
     training = datamodule.train_dataloader()
     assert training.drop_last and len(training) == 55_000 // 3
     assert min(len(images) for images, _ in training) == 3
-    other = AutoEncoderDataModule("mnist", data_dir, batch_size=4, download=False, loader=loader)
+    other = MNISTDataModule("mnist", data_dir, batch_size=4, download=False, loader=loader)
     assert not other.train_dataloader().drop_last
 
 
 def test_offline_and_missing_says_where_and_what(tmp_path, monkeypatch):
     # torchvision really tries to download; its mirror is a closed local port, as when offline
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
-    datamodule = AutoEncoderDataModule("mnist", tmp_path / "empty", download=True)
+    datamodule = MNISTDataModule("mnist", tmp_path / "empty", download=True)
     with pytest.raises(DatasetNotFoundError) as error:
         datamodule.prepare_data()
     message = str(error.value)
@@ -117,7 +115,7 @@ def test_offline_and_missing_says_where_and_what(tmp_path, monkeypatch):
 
 def test_missing_without_download_says_so(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"downloading is off \(data.download=false\)"):
-        AutoEncoderDataModule("fashion_mnist", tmp_path, download=False).setup()
+        MNISTDataModule("fashion_mnist", tmp_path, download=False).setup()
 
 
 def test_a_truncated_file_is_reported(tmp_path, data_dir):
@@ -145,7 +143,7 @@ def test_a_damaged_dataset_file_is_named_with_how_to_restore_it(damage, reason, 
     damaged = raw / "t10k-images-idx3-ubyte.gz"
     damaged.write_bytes(damage(damaged.read_bytes()))
     with pytest.raises(DatasetFileError) as error:
-        AutoEncoderDataModule("mnist", tmp_path, download=False).setup()
+        MNISTDataModule("mnist", tmp_path, download=False).setup()
     message = str(error.value)
     assert str(damaged) in message and reason in message
     assert f"data.data_dir={tmp_path}" in message and "delete t10k-images-idx3-ubyte.gz" in message
@@ -164,14 +162,14 @@ def test_a_damaged_dataset_file_is_named_with_how_to_restore_it(damage, reason, 
 )
 def test_bad_data_settings_are_rejected(kwargs, error, message, data_dir):
     with pytest.raises(error, match=message):
-        AutoEncoderDataModule(**{"data_dir": data_dir, **kwargs})
+        MNISTDataModule(**{"data_dir": data_dir, **kwargs})
 
 
 def test_a_file_as_data_dir_is_rejected(tmp_path):
     a_file = tmp_path / "mnist.npz"
     a_file.write_bytes(b"")
     with pytest.raises(NotADirectoryError, match="is not a directory: set data.data_dir"):
-        AutoEncoderDataModule("mnist", a_file)
+        MNISTDataModule("mnist", a_file)
 
 
 def epoch_images(loader) -> torch.Tensor:
@@ -194,8 +192,8 @@ def test_tensor_loader_yields_every_training_image_once_per_epoch_in_new_orders(
 
 def test_tensor_loader_gives_the_same_images_and_labels_as_the_dataloader(data_dir):
     kwargs = dict(dataset="mnist", data_dir=data_dir, batch_size=64, download=False)
-    tensor = AutoEncoderDataModule(loader="tensor", **kwargs)
-    reference = AutoEncoderDataModule(loader="dataloader", **kwargs)
+    tensor = MNISTDataModule(loader="tensor", **kwargs)
+    reference = MNISTDataModule(loader="dataloader", **kwargs)
     for split in ("train", "val", "test"):
         ours = list(tensor.dataloader(split))
         theirs = list(reference.dataloader(split))
@@ -260,19 +258,19 @@ def test_tensor_loader_resumes_mid_epoch_with_the_next_batch(mnist):
 
 
 def test_tensor_loader_stays_on_the_cpu_without_an_accelerator(data_dir):
-    datamodule = AutoEncoderDataModule("mnist", data_dir, download=False, on_device=True)
+    datamodule = MNISTDataModule("mnist", data_dir, download=False, on_device=True)
     assert datamodule.tensor_device().type == "cpu"
     with pytest.raises(ValueError, match="on_device must be true, false or auto"):
-        AutoEncoderDataModule("mnist", data_dir, on_device="yes")
+        MNISTDataModule("mnist", data_dir, on_device="yes")
     with pytest.raises(ValueError, match="loader must be one of"):
-        AutoEncoderDataModule("mnist", data_dir, loader="ffcv")
+        MNISTDataModule("mnist", data_dir, loader="ffcv")
 
 
 @pytest.mark.gpu
 def test_tensor_loader_keeps_the_data_on_the_gpu(data_dir):
     import lightning as L
 
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=64, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=64, download=False)
     trainer = L.Trainer(accelerator="gpu", devices=1, logger=False)
     datamodule.trainer = trainer
     datamodule.setup()
@@ -282,7 +280,7 @@ def test_tensor_loader_keeps_the_data_on_the_gpu(data_dir):
 
 def test_the_data_directory_is_recorded_as_text(data_dir):
     """Checkpoints hold the DataModule's settings and must load with weights_only=True."""
-    datamodule = AutoEncoderDataModule("mnist", data_dir)
+    datamodule = MNISTDataModule("mnist", data_dir)
     assert datamodule.hparams.data_dir == str(data_dir)
     assert datamodule.data_dir == data_dir
 
@@ -292,7 +290,7 @@ def test_the_data_directory_is_recorded_as_text(data_dir):
     [("mnist", "MNIST", "0 - zero"), ("fashion_mnist", "Fashion-MNIST", "T-shirt/top")],
 )
 def test_the_data_module_describes_its_images(dataset, title, first_class, data_dir):
-    datamodule = AutoEncoderDataModule(dataset, data_dir, download=False)
+    datamodule = MNISTDataModule(dataset, data_dir, download=False)
     spec = datamodule.spec
     assert (spec.name, spec.title, spec.image_shape) == (dataset, title, (1, 28, 28))
     assert len(spec.class_names) == 10 and spec.class_names[0] == first_class and spec.labeled

@@ -15,18 +15,21 @@ from tests.conftest import CONF_DIR, DATA_DIR, MNIST_SHAPE, TINY_CLASSIFIER, TIN
 from wae_lightning import features
 from wae_lightning.artifacts import FIGURE_DATA_FILE, EvaluationRecord, FigureData
 from wae_lightning.checkpoints import (
+    LATENT_MIXTURE_KEY,
+    SAMPLERS_KEY,
     CheckpointError,
     current_hyperparameters,
     load_model,
     read_checkpoint,
 )
-from wae_lightning.data import AutoEncoderDataModule, to_float_images
+from wae_lightning.data import MNISTDataModule
 from wae_lightning.evaluate import evaluate
-from wae_lightning.evaluation import EvaluationError, metric_names
+from wae_lightning.evaluation import EvaluationError, Evaluator, metric_names
 from wae_lightning.evaluation.metrics import FeatureDistances, InceptionDistance
-from wae_lightning.features import FrozenFeatures, load_feature_network
+from wae_lightning.feature_networks import FrozenFeatures
+from wae_lightning.features import load_feature_network
+from wae_lightning.images import to_float_images
 from wae_lightning.models import VAE
-from wae_lightning.models.base import LATENT_MIXTURE_KEY, SAMPLERS_KEY
 from wae_lightning.nets import ConvolutionalNetworks
 from wae_lightning.samplers import FlowSampler, MixtureSampler
 from wae_lightning.train import train
@@ -44,9 +47,9 @@ RUN_FIGURES = {
 }
 
 
-def mnist_data() -> AutoEncoderDataModule:
+def mnist_data() -> MNISTDataModule:
     """MNIST as training reads it: the classifier is trained on this module's splits."""
-    return AutoEncoderDataModule("mnist", DATA_DIR, download=False)
+    return MNISTDataModule("mnist", DATA_DIR, download=False)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +151,9 @@ def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
     model = VAE(image_shape=MNIST_SHAPE, n_z=4, net=ConvolutionalNetworks(dim_h=4))
     samplers = ("prior", "mixture", "flow")
-    expected = set(metric_names(model, samplers[1:])) | {f"kid_{s}_std" for s in ("recon", *samplers)}
+    expected = set(metric_names(model, samplers[1:])) | {
+        f"kid_{s}_std" for s in ("recon", *samplers)
+    }
     assert set(evaluation["metrics"]) == expected
     assert all(np.isfinite(value) for value in evaluation["metrics"].values())
     for name, value in evaluation["metrics"].items():
@@ -205,9 +210,11 @@ def test_the_feature_network_stays_out_of_the_model_and_its_checkpoints(
     model = load_model(output_dir / "checkpoints" / "last.ckpt")
     parameters = [id(p) for p in model.parameters()]
     state_names = set(model.state_dict())
-    evaluator = instantiate(
-        evaluate_config(Path("unused.ckpt"), tmp_path, classifier_cache).evaluation,
-        _convert_="all",
+    evaluator = Evaluator(
+        instantiate(
+            evaluate_config(Path("unused.ckpt"), tmp_path, classifier_cache).evaluation,
+            _convert_="all",
+        )
     )
     evaluator.run(model, mnist, tmp_path)
     assert [id(p) for p in model.parameters()] == parameters

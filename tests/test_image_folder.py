@@ -14,15 +14,12 @@ from torchvision.transforms.v2.functional import gaussian_blur
 
 from tests.test_evaluation import evaluate_config
 from wae_lightning.checkpoints import CheckpointError
-from wae_lightning.data import (
-    ImageFolderDataModule,
-    ImageFolderError,
-    image_files,
-    to_float_images,
-)
+from wae_lightning.data import ImageFolderDataModule, ImageFolderError, image_files
 from wae_lightning.data.image_files import StreamedImages
 from wae_lightning.evaluate import evaluate
-from wae_lightning.features import FeatureVectors, load_feature_network
+from wae_lightning.feature_networks import FeatureVectors
+from wae_lightning.features import load_feature_network
+from wae_lightning.images import to_float_images
 from wae_lightning.train import train
 
 
@@ -186,7 +183,11 @@ def test_the_same_digits_read_from_png_files_and_from_the_idx_files(digit_folder
             {},
             "mixes loose images",
         ),
-        (lambda root: None, {"image_size": 0}, "image_size must be an integer >= 1.*data.image_size"),
+        (
+            lambda root: None,
+            {"image_size": 0},
+            "image_size must be an integer >= 1.*data.image_size",
+        ),
         (lambda root: None, {"channels": 2}, "channels must be 1 .* or 3 .*set data.channels"),
         (lambda root: None, {"val_size": 1.5}, "val_size must be a fraction"),
         (lambda root: None, {"storage": "disk"}, "storage must be one of .*set data.storage"),

@@ -8,10 +8,10 @@ import torch
 
 from tests.conftest import MNIST_SHAPE
 from wae_lightning.callbacks import DivergenceGuard, LastCheckpoint
-from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.data import MNISTDataModule
 from wae_lightning.losses import mmd_imq
 from wae_lightning.models import AE, RAE, SWAE, VAE, WAEGAN, WAEMMD, BetaVAE
-from wae_lightning.models.base import step_decay
+from wae_lightning.models.optimization import step_decay
 from wae_lightning.nets import ConvolutionalNetworks
 from wae_lightning.samplers import MixtureSampler
 
@@ -47,7 +47,7 @@ def cpu_trainer(**kwargs) -> L.Trainer:
 @pytest.mark.parametrize("model_name", MODELS)
 def test_losses_fall_when_overfitting_one_batch(model_name, data_dir):
     L.seed_everything(0)
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=32, download=False)
     datamodule.setup()
     images = datamodule.example_images(32, split="train")
     model = tiny(model_name, optimizer=partial(torch.optim.Adam, lr=2e-3))
@@ -110,7 +110,7 @@ class OptimizerStepRecorder(L.Callback):
 
 def test_wae_gan_steps_change_only_their_own_networks(data_dir):
     L.seed_everything(0)
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=16, download=False)
     recorder = OptimizerStepRecorder()
     model = tiny("wae_gan")
     cpu_trainer(max_epochs=1, limit_train_batches=3, callbacks=[recorder]).fit(
@@ -126,7 +126,7 @@ def test_wae_gan_steps_change_only_their_own_networks(data_dir):
 
 @pytest.mark.parametrize("model_name", MODELS)
 def test_schedulers_step_every_epoch(model_name, data_dir):
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=16, download=False)
     model = tiny(
         model_name,
         optimizer=partial(torch.optim.Adam, lr=1e-3),
@@ -226,7 +226,7 @@ def test_every_model_handles_a_single_image(model_name, data_dir):
     assert model.sample(1).shape == (1, 1, 28, 28)
     assert model.interpolate(image, torch.rand(1, 1, 28, 28), steps=3).shape == (1, 3, 1, 28, 28)
     assert torch.isfinite(model.loss_terms(image)["loss"])
-    datamodule = AutoEncoderDataModule(
+    datamodule = MNISTDataModule(
         "mnist", data_dir, batch_size=16, eval_batch_size=1, download=False
     )
     results = cpu_trainer(limit_test_batches=3).test(model, datamodule=datamodule, verbose=False)
@@ -321,7 +321,7 @@ def test_trains_in_bf16_mixed_precision(model_name, data_dir):
     """Autocast to bf16 (on the CPU here): the losses must stay finite and in float32."""
     L.seed_everything(0)
     model = tiny(model_name)
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=32, download=False)
     trainer = cpu_trainer(
         precision="bf16-mixed", max_epochs=1, limit_train_batches=4, limit_val_batches=2
     )
@@ -356,7 +356,7 @@ def test_every_model_trains_validates_and_tests_compiled(model_name, data_dir, t
     keep the eager parameter names."""
     L.seed_everything(0)
     model = tiny(model_name, compile_mode="default")
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=32, download=False)
     trainer = cpu_trainer(
         max_epochs=1, limit_train_batches=3, limit_val_batches=2, limit_test_batches=2
     )
@@ -421,7 +421,7 @@ def test_training_steps_read_nothing_back_from_the_device(model_name, data_dir, 
         DivergenceGuard(tmp_path, check_every_n_steps=6),
         LastCheckpoint(tmp_path, every_n_train_steps=None, every_n_minutes=10),
     ]
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=16, download=False)
     try:
         trainer = cpu_trainer(
             max_epochs=1,
@@ -440,7 +440,7 @@ def test_training_steps_read_nothing_back_from_the_device(model_name, data_dir, 
 @pytest.mark.parametrize("model_name", MODELS)
 def test_trains_on_the_gpu_in_bf16(model_name, data_dir):
     model = tiny(model_name)
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=64, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=64, download=False)
     trainer = L.Trainer(
         accelerator="gpu",
         devices=1,
@@ -466,7 +466,7 @@ def test_cuda_graphs_train_validate_test_and_keep_every_output(model_name, data_
     are copies, so none is overwritten by a later replay of the same graph."""
     L.seed_everything(0)
     model = tiny(model_name, compile_mode="reduce-overhead")
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=64, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=64, download=False)
     trainer = L.Trainer(
         accelerator="gpu",
         devices=1,
@@ -526,7 +526,7 @@ def test_the_paper_networks_train_a_few_steps_at_reduced_width(model_name, data_
         penalty_weight=10.0,
     )
     assert model.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=32, download=False)
     trainer = cpu_trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=1)
     trainer.fit(model, datamodule=datamodule)
     assert torch.isfinite(trainer.callback_metrics["val/loss"])
@@ -534,7 +534,7 @@ def test_the_paper_networks_train_a_few_steps_at_reduced_width(model_name, data_
 
 def test_encoder_pretraining_brings_the_codes_to_the_priors_mean_and_covariance(data_dir):
     L.seed_everything(0)
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=64, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=64, download=False)
     images = datamodule.example_images(512, split="train")
 
     def distance_to_prior(model) -> float:

@@ -223,7 +223,10 @@ class TinyEncoder(nn.Module):
     def __init__(self, image_shape, out_features, width=16):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Flatten(), nn.Linear(math.prod(image_shape), width), nn.ReLU(), nn.Linear(width, out_features)
+            nn.Flatten(),
+            nn.Linear(math.prod(image_shape), width),
+            nn.ReLU(),
+            nn.Linear(width, out_features),
         )
 
     def forward(self, images):
@@ -263,7 +266,9 @@ def test_a_users_own_encoder_and_decoder_train_and_load_from_their_checkpoint(mn
     )
     before = [p.detach().clone() for p in model.encoder.parameters()]
     trainer.fit(model, mnist)
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters(), strict=True)
+    )
     trainer.save_checkpoint(tmp_path / "own.ckpt")
     loaded = load_model(tmp_path / "own.ckpt")
     assert isinstance(loaded.decoder, TinyDecoder) and loaded.hparams.net == model.hparams.net

@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import MNIST_SHAPE
 from tests.test_models import cpu_trainer, tiny
-from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.data import MNISTDataModule
 from wae_lightning.losses import random_directions, sliced_wasserstein
 from wae_lightning.nets import MLPNetworks
 
@@ -138,7 +138,7 @@ def test_the_rae_gradient_penalty_trains_the_decoder_through_a_double_backward(d
     first = model.decoder.layers[0]  # the only layer whose weights the Jacobian depends on alone
     assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
     # validation and test run in inference mode, where the penalty is still computed
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=32, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=32, download=False)
     results = cpu_trainer(limit_test_batches=2).test(model, datamodule=datamodule, verbose=False)
     assert results[0]["test/decoder_penalty"] > 0
 
@@ -151,7 +151,9 @@ def test_the_rae_spectral_norm_holds_each_decoder_layer_near_unit_norm():
     layers = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
     assert len(layers) == 3
     for layer in layers:
-        assert torch.linalg.matrix_norm(layer.weight.detach(), 2).item() == pytest.approx(1, rel=0.05)
+        assert torch.linalg.matrix_norm(layer.weight.detach(), 2).item() == pytest.approx(
+            1, rel=0.05
+        )
     assert float(model.encode_for_loss(torch.rand(2, *MNIST_SHAPE))[1]["decoder_penalty"]) == 0.0
 
 
@@ -169,10 +171,12 @@ def test_the_beta_vae_warms_its_kl_weight_up_linearly_in_training_only(data_dir)
         return weight
 
     model.kl_weight = recorded
-    datamodule = AutoEncoderDataModule("mnist", data_dir, batch_size=16, download=False)
+    datamodule = MNISTDataModule("mnist", data_dir, batch_size=16, download=False)
     trainer = cpu_trainer(max_epochs=3, limit_train_batches=3, limit_val_batches=1)
     trainer.fit(model, datamodule=datamodule)
-    assert list(weights.values()) == pytest.approx([4.0 * step / 6 for step in range(6)] + [4.0] * 3)
+    assert list(weights.values()) == pytest.approx(
+        [4.0 * step / 6 for step in range(6)] + [4.0] * 3
+    )
     assert float(trainer.callback_metrics["val/kl_weight"]) == 4.0  # validation: the full beta
     assert tiny("beta_vae", beta=4.0).kl_weight() == 4.0  # no warm-up: beta from the start
 

@@ -47,7 +47,9 @@ def test_the_sample_command_writes_n_images_and_a_grid_the_same_twice_with_a_see
     assert runs[0] == runs[1]
     assert len(set(runs[0])) == 7  # seven different images
     assert Image.open(tmp_path / "first" / "sample_00000.png").size == (28, 28)
-    other = sample_config(checkpoint, "n=7", f"sampler={sampler}", "seed=1", f"out={tmp_path / 'o'}")
+    other = sample_config(
+        checkpoint, "n=7", f"sampler={sampler}", "seed=1", f"out={tmp_path / 'o'}"
+    )
     other_seed = sample(other)
     assert other_seed[0].read_bytes() != runs[0][0]
 

@@ -86,7 +86,9 @@ def test_a_fitted_sampler_survives_its_record_and_samples_the_same_with_a_seed(n
     draws = [s.sample(50, torch.Generator().manual_seed(7)) for s in (sampler, loaded, loaded)]
     assert torch.equal(draws[0], draws[1]) and torch.equal(draws[1], draws[2])
     assert not torch.equal(draws[0], loaded.sample(50, torch.Generator().manual_seed(8)))
-    torch.testing.assert_close(loaded.log_prob(codes["held_out"]), sampler.log_prob(codes["held_out"]))
+    torch.testing.assert_close(
+        loaded.log_prob(codes["held_out"]), sampler.log_prob(codes["held_out"])
+    )
 
 
 def test_the_flow_is_the_same_for_the_same_seed_and_differs_for_another(codes):
@@ -149,7 +151,10 @@ def test_the_flow_describes_real_mnist_codes_better_than_the_prior(mnist):
     flow_nll = -flow.log_prob(held_out).mean()
     prior_nll = -model.samplers["prior"].log_prob(held_out).mean()
     assert flow_nll < prior_nll - 1
-    assert model.sample(4, torch.Generator().manual_seed(0), sampler="flow").shape == (4, *MNIST_SHAPE)
+    assert model.sample(4, torch.Generator().manual_seed(0), sampler="flow").shape == (
+        4,
+        *MNIST_SHAPE,
+    )
 
 
 def test_a_cooler_flow_draws_codes_of_higher_likelihood(fitted):

@@ -14,8 +14,14 @@ from hydra.errors import InstantiationException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import DATA_DIR, REPO, TINY_OVERRIDES
-from wae_lightning.checkpoints import CheckpointError, load_model, read_checkpoint
-from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.checkpoints import (
+    DATA_MODULE_KEY,
+    CheckpointError,
+    data_module_of,
+    load_model,
+    read_checkpoint,
+)
+from wae_lightning.data import MNISTDataModule
 from wae_lightning.models import VAE
 from wae_lightning.train import main, train
 
@@ -82,7 +88,7 @@ def test_metrics_are_averaged_over_the_whole_epoch(tiny_config, tmp_path):
         )
     )
     model = load_model(tmp_path / "checkpoints" / "last.ckpt").eval()
-    datamodule = AutoEncoderDataModule(
+    datamodule = MNISTDataModule(
         "mnist", DATA_DIR, batch_size=16, eval_batch_size=100, download=False
     )
     datamodule.setup()
@@ -309,3 +315,20 @@ def test_a_checkpoint_from_before_image_shapes_were_recorded_still_loads(tiny_co
     assert tuple(model.hparams.image_shape) == (1, 28, 28)
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, checkpoint["state_dict"][name]), name
+
+
+def test_a_checkpoint_naming_the_data_module_by_its_old_path_builds_it_again(tiny_config, tmp_path):
+    """Earlier versions recorded MNIST's module as ``wae_lightning.data.idx.AutoEncoderDataModule``."""
+    train(tiny_config("model=ae", "data=fashion_mnist"))
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    (entry,) = [
+        value
+        for value in checkpoint.values()
+        if isinstance(value, dict) and DATA_MODULE_KEY in value
+    ]
+    assert entry[DATA_MODULE_KEY] == "wae_lightning.data.mnist.MNISTDataModule"
+    entry[DATA_MODULE_KEY] = "wae_lightning.data.idx.AutoEncoderDataModule"
+    older = tmp_path / "older.ckpt"
+    torch.save(checkpoint, older)
+    datamodule = data_module_of(older)
+    assert isinstance(datamodule, MNISTDataModule) and datamodule.spec.name == "fashion_mnist"

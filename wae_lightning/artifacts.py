@@ -135,6 +135,8 @@ class EvaluationRecord:
     evaluation_seconds: float | None = None
     samplers: dict[str, str] = field(default_factory=dict)
     """What each sampler draws from, by name (its ``description``)."""
+    model_metrics: dict[str, str] = field(default_factory=dict)
+    """The metrics only this model measures (its ``latent_metric_labels``), with their labels."""
 
     @property
     def spec(self) -> ImageSpec:
@@ -157,6 +159,8 @@ class EvaluationRecord:
         if missing:
             raise KeyError(f"no {', '.join(missing)}")
         values["metrics"] = current_metric_names(values["metrics"])
+        if "model_metrics" not in values and "active_units" in values["metrics"]:
+            values["model_metrics"] = LEGACY_MODEL_METRICS
         return cls(**_known_fields(cls, values))
 
 
@@ -175,6 +179,10 @@ LEGACY_SAMPLE_ARRAYS = ("prior", "gmm")
 def current_sampler_name(name: str) -> str:
     """Older evaluations called the mixture sampler ``gmm``."""
     return "mixture" if name == "gmm" else name
+
+
+LEGACY_MODEL_METRICS = {"active_units": "active latent units"}
+"""The one model-specific metric evaluations wrote before they recorded their labels."""
 
 
 def current_metric_names(metrics: dict[str, float]) -> dict[str, float]:

@@ -27,37 +27,19 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from functools import partial
 
 import lightning as L
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 from torch.utils.benchmark import Timer
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.functional import to_tensor
 
-from wae_lightning.data import AutoEncoderDataModule
-from wae_lightning.losses import gaussian_kl_to_prior, mmd_imq
+from wae_lightning.bench_tutorial import tutorial_loop
+from wae_lightning.data import MNISTDataModule
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
-from wae_lightning.nets import ConvolutionalNetworks, Decoder, Encoder, LatentDiscriminator
+from wae_lightning.nets import ConvolutionalNetworks
 from wae_lightning.precision import choose_precision, detect
 
 MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN, "wae_mmd": WAEMMD}
-
-
-class PilImages(Dataset):
-    """What torchvision's MNIST does per sample: a PIL image, then ``ToTensor``."""
-
-    def __init__(self, images: Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> Tensor:
-        return to_tensor(Image.fromarray(self.images[index, 0].numpy(), mode="L"))
 
 
 def clock(device: torch.device) -> float:
@@ -65,86 +47,6 @@ def clock(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
-
-
-def tutorial_step(
-    model: str, image_shape: tuple[int, int, int], dim_h: int, n_z: int, device: torch.device
-) -> Callable[[Tensor], None]:
-    """One training step of the tutorial's loop for ``model``, as a closure over its state."""
-    encoder = Encoder(image_shape, dim_h, n_z * (2 if model == "vae" else 1)).to(device)
-    decoder = Decoder(image_shape, dim_h, n_z).to(device)
-    adam = partial(torch.optim.Adam, lr=2e-4)
-    encoder_optimizer, decoder_optimizer = adam(encoder.parameters()), adam(decoder.parameters())
-
-    def autoencoder_update(loss: Tensor) -> None:
-        encoder_optimizer.zero_grad()
-        decoder_optimizer.zero_grad()
-        loss.backward()
-        encoder_optimizer.step()
-        decoder_optimizer.step()
-
-    if model == "ae":
-        return lambda x: autoencoder_update(F.mse_loss(torch.sigmoid(decoder(encoder(x))), x))
-
-    if model == "wae_mmd":
-
-        def wae_mmd_step(x: Tensor, weight: float = 10.0) -> None:
-            z = encoder(x)
-            recon = F.binary_cross_entropy(torch.sigmoid(decoder(z)), x)
-            autoencoder_update(recon + weight * mmd_imq(z, torch.randn_like(z)))
-
-        return wae_mmd_step
-
-    if model == "vae":
-
-        def vae_step(x: Tensor) -> None:
-            mean, log_variance = encoder(x).chunk(2, dim=1)
-            z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
-            recon = F.binary_cross_entropy(torch.sigmoid(decoder(z)), x, reduction="sum") / len(x)
-            autoencoder_update(recon + gaussian_kl_to_prior(mean, log_variance).mean())
-
-        return vae_step
-
-    discriminator = LatentDiscriminator(n_z, 4 * dim_h).to(device)
-    discriminator_optimizer = adam(discriminator.parameters())
-
-    def wae_gan_step(x: Tensor, weight: float = 0.01) -> None:
-        for network, trainable in ((encoder, False), (decoder, False), (discriminator, True)):
-            network.requires_grad_(trainable)
-        d_prior = torch.sigmoid(discriminator(torch.randn(len(x), n_z, device=device)))
-        d_codes = torch.sigmoid(discriminator(encoder(x)))
-        discriminator_optimizer.zero_grad()
-        (-weight * (torch.log(d_prior).mean() + torch.log(1 - d_codes).mean())).backward()
-        discriminator_optimizer.step()
-        for network, trainable in ((encoder, True), (decoder, True), (discriminator, False)):
-            network.requires_grad_(trainable)
-        recon = F.binary_cross_entropy(torch.sigmoid(decoder(encoder(x))), x)
-        autoencoder_update(
-            recon - weight * torch.log(torch.sigmoid(discriminator(encoder(x)))).mean()
-        )
-
-    return wae_gan_step
-
-
-def tutorial_loop(model: str, args: argparse.Namespace, images: Tensor) -> Callable[[], None]:
-    """One step of the tutorial's loop, its data loading included, as a closure."""
-    device = torch.device(args.device)
-    loader = DataLoader(
-        PilImages(images), batch_size=args.batch_size, shuffle=True, num_workers=args.workers
-    )
-    step = tutorial_step(model, args.image_shape, args.dim_h, args.n_z, device)
-    batches = iter(loader)
-
-    def next_step() -> None:
-        nonlocal batches
-        try:
-            x = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            x = next(batches)
-        step(x.to(device, non_blocking=True))
-
-    return next_step
 
 
 def time_tutorial_loop(step: Callable[[], None], args: argparse.Namespace) -> float:
@@ -206,7 +108,7 @@ def time_project_training(
         channels_last=args.channels_last,
         compile_mode=args.compile_mode,
     )
-    datamodule = AutoEncoderDataModule(
+    datamodule = MNISTDataModule(
         "mnist", args.data_dir, batch_size=args.batch_size, download=False, loader=args.loader
     )
     timer = StepTimer(args.warmup, args.steps, paired)
@@ -260,12 +162,13 @@ def divergence_check_cost(model: str, args: argparse.Namespace) -> tuple[float, 
     """Microseconds of the divergence check on ``args.device``: the note every training step
     adds (on the device, no read-back), and the guard's read of that note, every N steps."""
     networks = ConvolutionalNetworks(dim_h=args.dim_h)
-    module = MODELS[model](image_shape=args.image_shape, n_z=args.n_z, net=networks).to(
-        args.device
-    )
+    module = MODELS[model](image_shape=args.image_shape, n_z=args.n_z, net=networks).to(args.device)
     values = torch.randn(len(module.loss_terms_logged), device=args.device)
     timers = (
-        Timer("module.note_nonfinite(values)", globals={"module": module, "values": values}),
+        Timer(
+            "terms.note_nonfinite(values, 0)",
+            globals={"terms": module.epoch_terms, "values": values},
+        ),
         Timer("module.nonfinite_training_terms()", globals={"module": module}),
     )
     note, read = (timer.blocked_autorange(min_run_time=1).median * 1e6 for timer in timers)
@@ -336,7 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
     args = parse_args(argv)
-    datamodule = AutoEncoderDataModule("mnist", args.data_dir, download=False)
+    datamodule = MNISTDataModule("mnist", args.data_dir, download=False)
     datamodule.setup()
     images = datamodule.splits["train"].tensors[0]
     args.image_shape = datamodule.spec.image_shape

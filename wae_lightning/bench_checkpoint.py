@@ -25,7 +25,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 
 from wae_lightning.bench import MODELS
 from wae_lightning.checkpoints import VerifiedCheckpointIO
-from wae_lightning.data import AutoEncoderDataModule
+from wae_lightning.data import MNISTDataModule
 from wae_lightning.nets import ConvolutionalNetworks
 
 
@@ -48,9 +48,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
-    datamodule = AutoEncoderDataModule(
-        "mnist", args.data_dir, batch_size=args.batch_size, download=False
-    )
+    datamodule = MNISTDataModule("mnist", args.data_dir, batch_size=args.batch_size, download=False)
     datamodule.setup()
     model = MODELS[args.model](
         image_shape=datamodule.spec.image_shape, net=ConvolutionalNetworks(dim_h=args.dim_h)

@@ -19,7 +19,8 @@ import lightning as L
 import torch
 
 from wae_lightning.data import ImageFolderDataModule
-from wae_lightning.data.base import ImageSpec, to_float_images
+from wae_lightning.data.spec import ImageSpec
+from wae_lightning.images import to_float_images
 from wae_lightning.models import AE
 from wae_lightning.nets import ConvolutionalNetworks
 

@@ -1,19 +1,45 @@
 """Checkpoint files: written whole and verified, or the run stops; read with a clear error for a
 missing, corrupt or mismatched file."""
 
+from __future__ import annotations
+
 import importlib
 import os
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from torch import Tensor
 
-from wae_lightning.data.base import DATA_MODULE_KEY, ImageDataModule
-from wae_lightning.models.base import CHECKPOINT_MODEL_KEY, SAMPLERS_KEY, AutoEncoderModule
 from wae_lightning.nets import ConvolutionalNetworks
+from wae_lightning.samplers import LatentSampler, MixtureSampler, sampler_from_record
+
+if TYPE_CHECKING:  # the model and the data modules write these files: they import this module
+    from wae_lightning.data import ImageDataModule
+    from wae_lightning.models import AutoEncoderModule
+
+CHECKPOINT_MODEL_KEY = "wae_lightning_model"
+"""Checkpoint entry naming the model class, checked before a checkpoint is resumed or loaded."""
+
+EPOCH_TERMS_KEY = "wae_lightning_epoch_terms"
+"""Checkpoint entry holding each stage's loss-term sums of the epoch in progress."""
+
+SAMPLERS_KEY = "wae_lightning_samplers"
+"""Checkpoint entry holding the samplers fitted to the training codes, by name, once evaluated."""
+
+LATENT_MIXTURE_KEY = "wae_lightning_latent_mixture"
+"""Where checkpoints evaluated before samplers were objects keep their one mixture."""
+
+DATA_MODULE_KEY = "wae_lightning_data_module"
+"""In the data module's entry of a checkpoint, the class path of the data it was trained on."""
+
+DATA_MODULE_MOVES = {
+    "wae_lightning.data.idx.AutoEncoderDataModule": "wae_lightning.data.mnist.MNISTDataModule",
+}
+"""Class paths older checkpoints record for data modules since moved, with today's path."""
 
 LAST_CHECKPOINT = "last.ckpt"
 """In a run's ``checkpoints/``: the latest state, what ``ckpt_path=`` resumes from."""
@@ -135,19 +161,41 @@ def check_checkpoint_matches(path: str | Path, model: AutoEncoderModule) -> None
     """Refuse to resume ``model`` from a checkpoint of another model type or image shape."""
     checkpoint = read_checkpoint(path)
     saved = checkpoint[CHECKPOINT_MODEL_KEY]
-    shape = saved_image_shape(checkpoint.get("hyper_parameters", {}))
-    if shape != tuple(model.hparams.image_shape):
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} holds a model for images of {' x '.join(map(str, shape))}, "
-            f"but the data gives {' x '.join(map(str, model.hparams.image_shape))}: choose the "
-            "data the checkpoint was trained on (data=..., data.image_size, data.channels)"
-        )
+    check_same_image_shape(
+        path, saved_image_shape(checkpoint.get("hyper_parameters", {})), model.hparams.image_shape
+    )
     if saved != model.class_path():
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a {saved.rsplit('.', 1)[-1]} model, but this run "
             f"configures {type(model).__name__}: choose the model the checkpoint was trained "
             "with (model=...) or another checkpoint"
         )
+
+
+def check_same_image_shape(
+    path: str | Path, saved: Sequence[int], data: Sequence[int], data_title: str = "the data"
+) -> None:
+    """Refuse data whose image shape is not the one the checkpoint's model was built for."""
+    if tuple(saved) != tuple(data):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a model for images of {' x '.join(map(str, saved))}, "
+            f"but {data_title} gives {' x '.join(map(str, data))}: choose the data the checkpoint "
+            "was trained on (data=..., data.image_size, data.channels)"
+        )
+
+
+def fitted_samplers(checkpoint: Mapping[str, Any]) -> dict[str, LatentSampler]:
+    """The fitted samplers a checkpoint keeps, by name (an older one's single mixture too)."""
+    samplers = {
+        name: sampler_from_record(record)
+        for name, record in checkpoint.get(SAMPLERS_KEY, {}).items()
+    }
+    if LATENT_MIXTURE_KEY in checkpoint and "mixture" not in samplers:
+        legacy = dict(checkpoint[LATENT_MIXTURE_KEY])
+        mixture = MixtureSampler(components=len(legacy["weights"]))
+        mixture.load_state_dict(legacy)
+        samplers["mixture"] = mixture
+    return samplers
 
 
 def data_module_of(path: str | Path, data_dir: str | None = None) -> ImageDataModule:
@@ -159,7 +207,8 @@ def data_module_of(path: str | Path, data_dir: str | None = None) -> ImageDataMo
         for value in checkpoint.values()
         if isinstance(value, dict) and DATA_MODULE_KEY in value
     ]
-    class_path = records[0] if records else "wae_lightning.data.idx.AutoEncoderDataModule"
+    class_path = records[0] if records else "wae_lightning.data.mnist.MNISTDataModule"
+    class_path = DATA_MODULE_MOVES.get(class_path, class_path)
     module_name, _, class_name = class_path.rpartition(".")
     if not module_name.startswith("wae_lightning."):
         raise CheckpointError(

@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
 from wae_lightning.artifacts import EVALUATION_DIR, EvaluationRecord
-from wae_lightning.checkpoints import CheckpointError, data_module_of, load_model
+from wae_lightning.checkpoints import check_same_image_shape, data_module_of, load_model
+from wae_lightning.evaluation import Evaluator
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def run_folder(checkpoint: Path) -> Path | None:
 
 def evaluate(cfg: DictConfig) -> EvaluationRecord:
     """Evaluate ``cfg.ckpt_path`` and return the record written to ``metrics.json``."""
-    evaluator = instantiate(cfg.evaluation, _convert_="all")
+    evaluator = Evaluator(instantiate(cfg.evaluation, _convert_="all"))
     checkpoint_path = Path(cfg.ckpt_path)
     other_data = cfg.get("data") is not None
     if other_data:  # the same data group as training
@@ -38,13 +39,13 @@ def evaluate(cfg: DictConfig) -> EvaluationRecord:
     else:
         datamodule = data_module_of(checkpoint_path, cfg.data_dir)
     model = load_model(checkpoint_path)
-    if tuple(model.hparams.image_shape) != datamodule.spec.image_shape:
-        raise CheckpointError(
-            f"checkpoint {str(checkpoint_path)!r} holds a model for images of "
-            f"{tuple(model.hparams.image_shape)}, but {datamodule.spec.title} gives "
-            f"{datamodule.spec.image_shape}: choose data of the model's image shape"
-        )
-    evaluator.check_data(datamodule)
+    check_same_image_shape(
+        checkpoint_path,
+        model.hparams.image_shape,
+        datamodule.spec.image_shape,
+        datamodule.spec.title,
+    )
+    evaluator.settings.check_data(datamodule)
 
     run_dir = run_folder(checkpoint_path)
     if cfg.output_dir is not None:

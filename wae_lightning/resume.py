@@ -14,14 +14,28 @@ checkpoints belong to other settings.
 
 import logging
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from omegaconf import DictConfig
 
 from wae_lightning.artifacts import TrainingRecord
 from wae_lightning.checkpoints import INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
+
+RESUMED_FROM_ENV = "WAE_LIGHTNING_RESUMED_FROM"
+"""Where the first process of a data-parallel run tells the processes Lightning starts which
+checkpoint it resumes (empty: none), so that every process starts from the same weights."""
+
+
+def started_by_lightning() -> bool:
+    """Whether this process is one that Lightning started for data parallelism (it runs the
+    command again, with ``LOCAL_RANK`` set), not the run's first process."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0
+
 
 ATTEMPT_FOLDERS = ("checkpoints", "tensorboard", "csv", "evaluation")
 """What a failed attempt leaves that a new attempt would mix with its own."""
@@ -94,3 +108,64 @@ def set_aside_failed_attempt(output_dir: Path) -> None:
             target = output_dir / f"{name}.failed-{stamp}"
             folder.rename(target)
             log.info("The failed attempt's %s/ is kept as %s", name, target.name)
+
+
+def choose_checkpoint(cfg: DictConfig, output_dir: Path, overrides: list[str]) -> PreviousRun:
+    """Set ``cfg.ckpt_path`` to what this job resumes, if anything, by the rules above.
+
+    Under data parallelism the processes Lightning starts follow the first process's choice,
+    which it leaves in ``RESUMED_FROM_ENV``: it has looked at the folder and written to it since.
+    """
+    if started_by_lightning():
+        cfg.ckpt_path = os.environ.get(RESUMED_FROM_ENV) or None
+        return PreviousRun("new")
+    previous = PreviousRun("new")
+    if cfg.get("resume", True) and cfg.ckpt_path is None:
+        previous = previous_run(output_dir, overrides)
+        if previous.action == "skip":
+            log.info(
+                "%s already holds a completed run: skipped (resume=false trains again)", output_dir
+            )
+        elif previous.action == "resume":
+            log.info(
+                "Resuming the %s run in %s from %s",
+                previous.record.status,
+                output_dir,
+                previous.checkpoint,
+            )
+            cfg.ckpt_path = str(previous.checkpoint)
+        elif previous.action == "rerun":
+            log.info(
+                "The run in %s %s: training it again from the start",
+                output_dir,
+                previous.record.status,
+            )
+            set_aside_failed_attempt(output_dir)
+    os.environ[RESUMED_FROM_ENV] = cfg.ckpt_path or ""
+    return previous
+
+
+def resume_command(checkpoint: Path, output_dir: Path) -> str:
+    """This run's command line, resuming ``checkpoint`` in the run's own folder."""
+    return " ".join(
+        [
+            "python -m wae_lightning.train",
+            *map(shlex.quote, job_overrides()),
+            shlex.quote(f"ckpt_path={checkpoint}"),
+            shlex.quote(f"hydra.run.dir={output_dir}"),
+        ]
+    )
+
+
+def warn_if_resumed_elsewhere(checkpoint: Path, output_dir: Path) -> None:
+    """Resuming into a new folder starts a new choice of the best checkpoint: say so."""
+    run_dir = checkpoint.resolve().parent.parent
+    if checkpoint.resolve().parent.name == "checkpoints" and run_dir != output_dir.resolve():
+        log.warning(
+            "Resuming %s into a new folder, %s: the best checkpoint is then chosen among the "
+            "epochs trained from here on. To continue the run in its own folder, add "
+            "hydra.run.dir=%s",
+            checkpoint,
+            output_dir,
+            run_dir,
+        )

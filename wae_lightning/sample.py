@@ -19,8 +19,8 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
-from wae_lightning.checks import check_count
 from wae_lightning.checkpoints import load_model
+from wae_lightning.checks import check_count
 from wae_lightning.evaluate import run_folder
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
-"""What every data module shares: a description of its images, the split into training,
-validation and test tensors, and the batching (an in-memory tensor loader, or torch's DataLoader).
+"""What every data module shares: its splits into training, validation and test images, and
+their loaders (an in-memory tensor loader, or torch's DataLoader).
 
 A data module says what its images are (:class:`ImageSpec`: a title, the (C, H, W) shape and
 the class names, or none for unlabeled images); the model, the evaluation, the figures and the
@@ -7,159 +7,19 @@ report read that description, and never look a dataset up by name.
 """
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from wae_lightning.checkpoints import DATA_MODULE_KEY
 from wae_lightning.checks import check_count
+from wae_lightning.data.batching import EpochPermutation, TensorBatches, ends_with_a_lone_image
+from wae_lightning.data.spec import ImageSpec
+from wae_lightning.images import to_float_images
 
 LOADERS = ("tensor", "dataloader")
-
-DATA_MODULE_KEY = "wae_lightning_data_module"
-"""In a checkpoint, the class path of the data module the model was trained on."""
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    """What the rest of the code may know about a data module's images.
-
-    ``name`` is a short key (file names, caches); ``title`` is for people; ``image_shape`` is
-    (channels, height, width); ``class_names`` is None for unlabeled images.
-    """
-
-    name: str
-    title: str
-    image_shape: tuple[int, int, int]
-    class_names: tuple[str, ...] | None = None
-
-    @property
-    def labeled(self) -> bool:
-        return self.class_names is not None
-
-    def record(self) -> dict[str, Any]:
-        """As plain JSON values, for the files a run leaves."""
-        return asdict(self)
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "ImageSpec":
-        names = record.get("class_names")
-        return cls(
-            record["name"],
-            record["title"],
-            tuple(record["image_shape"]),
-            tuple(names) if names is not None else None,
-        )
-
-
-def ends_with_a_lone_image(count: int, batch_size: int) -> bool:
-    """Whether batching ``count`` images leaves a last batch of one, which BatchNorm cannot
-    normalise in training: such a batch is left out."""
-    return count % batch_size == 1
-
-
-class EpochPermutation(DistributedSampler):
-    """The order of an epoch's images: a permutation seeded by ``seed + epoch``.
-
-    Any epoch's order can be drawn again, so a resumed run sees exactly the order the
-    uninterrupted run saw. Lightning calls ``set_epoch`` at the start of every epoch. Without
-    ``shuffle`` the order is the stored one. Under data parallelism every process draws the
-    same permutation and takes every ``world_size``-th index of it from ``rank`` on (wrapped to
-    equal length, as ``DistributedSampler`` does). It is a ``DistributedSampler``, so that
-    Lightning uses it as it is: a wrapper of Lightning's would not pass ``set_epoch`` on, and
-    every epoch would see the same order.
-    """
-
-    def __init__(
-        self, count: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1
-    ) -> None:
-        # not DistributedSampler.__init__, which needs a dataset and an initialised process group
-        self.count, self.seed, self.shuffle = count, seed, shuffle
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-        self.per_process = -(-count // world_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.per_process
-
-    def indices(self) -> Tensor:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.count, generator=generator)
-        else:
-            order = torch.arange(self.count)
-        if self.world_size > 1:
-            order = torch.cat([order, order[: self.per_process * self.world_size - self.count]])
-            order = order[self.rank :: self.world_size]
-        return order
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices().tolist())
-
-
-class TensorBatches:
-    """Batches cut from whole in-memory tensors: one indexing operation per batch.
-
-    The order is the ``sampler``'s (:class:`EpochPermutation`). The loader is resumable: its
-    ``state_dict`` says how many batches of which epoch were taken, and a run resumed in the
-    middle of that epoch continues with the next batch of the same permutation. (Lightning
-    fetches no batch ahead from a loader with a length, so a batch taken is a batch trained.)
-    The tensors may live on the GPU; nothing here touches individual samples in Python.
-    """
-
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        self.images, self.labels = images, labels
-        self.batch_size = batch_size
-        # the DataLoader attributes Lightning reads: it calls sampler.set_epoch every epoch
-        self.sampler = EpochPermutation(len(images), seed, shuffle, rank, world_size)
-        self.batch_sampler = None
-        self.drop_last = shuffle and ends_with_a_lone_image(len(self.sampler), batch_size)
-        self.taken = 0
-        self.resume_at: dict[str, int] | None = None
-
-    def __len__(self) -> int:
-        full, rest = divmod(len(self.sampler), self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
-
-    def state_dict(self) -> dict[str, int]:
-        """Saved in checkpoints by Lightning: where in which epoch's order training stood."""
-        return {"epoch": self.sampler.epoch, "taken": self.taken}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume there, if training resumes in that epoch (else the next epoch starts afresh)."""
-        self.resume_at = state
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        start, self.resume_at = (self.resume_at or {}), None
-        first = start.get("taken", 0) if start.get("epoch") == self.sampler.epoch else 0
-        order = self.sampler.indices().to(self.images.device)
-        for batch in range(first, len(self)):
-            self.taken = batch + 1
-            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-            yield self.images[index], self.labels[index]
-
-
-def hold_out(split: TensorDataset, size: int, seed: int) -> tuple[TensorDataset, TensorDataset]:
-    """``split`` cut, with ``seed``, into the rest and ``size`` images held out (validation)."""
-    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
-    images, labels = split.tensors
-    rest, held = order[size:], order[:size]
-    return TensorDataset(images[rest], labels[rest]), TensorDataset(images[held], labels[held])
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -173,7 +33,8 @@ class ImageDataModule(L.LightningDataModule):
     Args:
         batch_size: training batch size, at least 2 (BatchNorm needs two images to normalise).
         eval_batch_size: validation and test batch size, any size >= 1; null means batch_size.
-        num_workers, pin_memory: passed to every DataLoader.
+        num_workers: DataLoader workers, passed to every DataLoader.
+        pin_memory: passed to every DataLoader.
         loader: ``"tensor"`` cuts each batch from the whole split held in memory, one indexing
             operation per batch (:class:`TensorBatches`); ``"dataloader"`` is torch's
             ``DataLoader`` over single samples, with workers (the tutorial's way). Data
@@ -349,8 +210,3 @@ class ImageDataModule(L.LightningDataModule):
     def example_images(self, n: int, split: str = "test") -> Tensor:
         """The first n images of a split as floats in [0, 1]: fixed inputs for figures."""
         return to_float_images(self.first(split, n)[0])
-
-
-def to_float_images(images: Tensor) -> Tensor:
-    """uint8 pixels to floats in [0, 1]."""
-    return images.float().div_(255)

@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from wae_lightning.checks import check_count, check_fraction_or_count
-from wae_lightning.data.base import ImageDataModule, ImageSpec
+from wae_lightning.data.base import ImageDataModule
 from wae_lightning.data.image_files import (
     ImageDecoder,
     ImageFolderError,
@@ -43,6 +43,7 @@ from wae_lightning.data.image_files import (
     scan,
     select,
 )
+from wae_lightning.data.spec import ImageSpec
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ class ImageFolderDataModule(ImageDataModule):
         image_size: side of the square images (short side resized, then centre-cropped); the
             networks must be able to build it (28, 32, 64, 128, ...).
         channels: 1 (greyscale) or 3 (RGB).
-        val_size, test_size: fractions (< 1) or numbers of images held out, with ``split_seed``,
-            unless the folder has ``train/``, ``val/`` and ``test/``.
+        val_size: a fraction (< 1) or a number of images held out for validation, with
+            ``split_seed``, unless the folder has ``train/``, ``val/`` and ``test/``.
+        test_size: the same for the test split.
         cache_dir: where the decoded images are cached.
         skip_unreadable: skip files that cannot be decoded (counted in the log) instead of
             stopping with their name.

@@ -18,9 +18,11 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as F
 
 from wae_lightning.checks import check_count
-from wae_lightning.data.base import ImageDataModule, ImageSpec, hold_out
-from wae_lightning.data.idx import DatasetNotFoundError
+from wae_lightning.data.base import ImageDataModule
+from wae_lightning.data.batching import hold_out
 from wae_lightning.data.image_files import cached_splits
+from wae_lightning.data.mnist import DatasetNotFoundError
+from wae_lightning.data.spec import ImageSpec
 
 log = logging.getLogger(__name__)
 

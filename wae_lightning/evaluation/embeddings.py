@@ -8,7 +8,8 @@ from sklearn.manifold import TSNE
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-from wae_lightning.data import ImageSpec, to_float_images
+from wae_lightning.data import ImageSpec
+from wae_lightning.images import to_float_images
 
 
 def tsne(points: np.ndarray, seed: int, verbose: bool = False) -> np.ndarray:

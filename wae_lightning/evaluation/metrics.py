@@ -2,7 +2,7 @@
 compute them, reconstruction of the test images and distances between image sets in a feature
 network (FID and KID)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -16,8 +16,8 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from wae_lightning.data import to_float_images
-from wae_lightning.features import FeatureVectors, FrozenFeatures
+from wae_lightning.feature_networks import FeatureVectors, FrozenFeatures
+from wae_lightning.images import to_float_images
 from wae_lightning.models.base import AutoEncoderModule
 
 
@@ -47,13 +47,9 @@ SAMPLER_METRICS: dict[str, MetricInfo] = {
 
 LATENT_METRICS: dict[str, MetricInfo] = {
     "latent_mmd": MetricInfo("MMD^2 of test codes to the prior", "lower"),
-    "active_units": MetricInfo("active latent units (VAE)", ""),
     "test_accuracy": MetricInfo("classifier accuracy on test images (reference)", ""),
     "fid_train_images": MetricInfo("FID of training images (reference floor)", ""),
 }
-
-MODEL_METRICS = ("active_units",)
-"""Metrics that only some models write (``AutoEncoderModule.latent_metrics``)."""
 
 INCEPTION_PREFIX = "inception_fid_"
 """Metrics in the features of a user's own Inception-v3 weights (``evaluation.inception_weights``)."""
@@ -62,15 +58,19 @@ CLASS_METRICS = ("recon_accuracy", "test_accuracy")
 """Metrics that need classes: left out for unlabeled images rather than faked."""
 
 
-def metric_infos(samplers: Iterable[str]) -> dict[str, MetricInfo]:
+def metric_infos(
+    samplers: Iterable[str], model_metrics: Mapping[str, str] | None = None
+) -> dict[str, MetricInfo]:
     """Every metric an evaluation with these samplers can write (KIDs also with ``_std``), in
-    the order reports show them, with what makes each better."""
+    the order reports show them, with what makes each better; ``model_metrics`` are the labels
+    of the metrics a model measures of its own codes (``latent_metric_labels``)."""
     per_sampler = {
         pattern.format(sampler): MetricInfo(info.label.format(sampler), info.better)
         for sampler in samplers
         for pattern, info in SAMPLER_METRICS.items()
     }
-    return {**RECONSTRUCTION_METRICS, **per_sampler, **LATENT_METRICS}
+    own = {name: MetricInfo(label, "") for name, label in (model_metrics or {}).items()}
+    return {**RECONSTRUCTION_METRICS, **per_sampler, **LATENT_METRICS, **own}
 
 
 def samplers_of(metrics: Iterable[str]) -> list[str]:
@@ -91,13 +91,12 @@ def metric_names(
     inception: bool = False,
 ) -> list[str]:
     """The metrics an evaluation of ``model`` with these fitted ``samplers`` (beside the
-    prior) writes: active units only for models with posterior variances, the classifier's
-    accuracies only for labeled images, the model's own latent metrics only for it, the Inception FIDs only with weights."""
+    prior) writes: the classifier's accuracies only for labeled images, the model's own latent
+    metrics only for it, the Inception FIDs only with weights."""
     return [
         name
-        for name in metric_infos(["prior", *samplers])
-        if (name not in MODEL_METRICS or name in model.latent_metric_names)
-        and (labeled or name not in CLASS_METRICS)
+        for name in metric_infos(["prior", *samplers], model.latent_metric_labels)
+        if (labeled or name not in CLASS_METRICS)
         and (inception or not name.startswith(INCEPTION_PREFIX))
     ]
 

@@ -15,6 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wae_lightning.data import ImageDataModule
+from wae_lightning.evaluation.batching import EvaluationBatches
+from wae_lightning.evaluation.metrics import FeatureDistances
+from wae_lightning.evaluation.settings import EvaluationSettings
+from wae_lightning.feature_networks import FrozenFeatures
+
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
@@ -58,3 +64,73 @@ def save_reference(path: Path, reference: Reference) -> None:
     partial = path.with_suffix(f".{os.getpid()}.partial")
     torch.save(asdict(reference), partial)
     partial.replace(path)
+
+
+def feature_distances(settings: EvaluationSettings, features: FrozenFeatures) -> FeatureDistances:
+    """FID and KID in ``features``, with this evaluation's KID subsets and seed."""
+    return FeatureDistances(
+        features,
+        features.num_features,
+        settings.kid_subsets,
+        settings.kid_subset_size,
+        settings.seed,
+        settings.torch_device,
+    )
+
+
+def dataset_reference(
+    settings: EvaluationSettings,
+    batching: EvaluationBatches,
+    datamodule: ImageDataModule,
+    features: FrozenFeatures,
+    classifier_record: dict[str, Any],
+    test_images: Tensor,
+    test_labels: Tensor,
+    train_count: int,
+) -> Reference:
+    """The test images' features, the classifier's accuracy on them and the FID floor:
+    read from the cache beside the classifier, or computed and cached."""
+    path = reference_file(
+        classifier_record["file"],
+        {
+            "classifier": classifier_record,
+            "data": datamodule.spec.record(),
+            "data_settings": dict(datamodule.hparams),
+            "test_images": len(test_images),
+            "train_images": train_count,
+            "num_generated": settings.num_generated,
+            "batch_size": settings.batch_size,
+            "seed": settings.seed,
+            "device": settings.torch_device.type,
+        },
+    )
+    reference = load_reference(path)
+    if reference is not None:
+        return reference
+    real, correct = [], 0
+    for images, labels in zip(
+        batching.on_device(test_images, "features of the test images"),
+        test_labels.split(settings.batch_size),
+        strict=True,
+    ):
+        batch = features(images)
+        real.append(batch)
+        correct += int((features.predict(batch).cpu() == labels).sum())
+    floor = feature_distances(settings, features)
+    for batch in real:
+        floor.add(batch, real=True, what="test images")
+    # its own generator: the same training images for every model of a dataset
+    floor_index = torch.randperm(
+        train_count, generator=torch.Generator().manual_seed(settings.seed)
+    )
+    floor_images, _ = datamodule.take("train", floor_index[: settings.num_generated])
+    scores = floor.score(
+        batching.on_device(floor_images, "features of training images"), "train_images"
+    )
+    reference = Reference(
+        torch.cat(real).cpu(),
+        correct / len(test_images) if datamodule.spec.labeled else None,
+        scores["fid_train_images"],
+    )
+    save_reference(path, reference)
+    return reference

@@ -8,6 +8,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from wae_lightning.checks import check_count, check_fraction_or_count
 from wae_lightning.data import ImageDataModule
 from wae_lightning.features import load_feature_network
@@ -31,7 +33,7 @@ MINIMUMS = {
     "traversal_dimensions": 1,
     "traversal_steps": 3,
 }
-"""The smallest value each count of :class:`Evaluator` accepts."""
+"""The smallest value each count of :class:`EvaluationSettings` accepts."""
 
 
 def check_classifier_settings(settings: Mapping[str, Any]) -> None:
@@ -82,17 +84,22 @@ class EvaluationSettings:
         num_generated: images generated per sampler (and training images of the FID floor),
             compared with the whole test split.
         num_images: test images in the reconstruction figure (the first ones of the split).
-        num_pairs, interpolation_steps: interpolations between test images i and i + num_pairs.
+        num_pairs: interpolations between test images i and i + num_pairs.
+        interpolation_steps: images along each interpolation, its ends included.
         num_figure_samples: images in each sample grid.
-        traversal_images, traversal_dimensions, traversal_steps, traversal_span: the latent
-            traversals: for each of the first ``traversal_images`` test images, each of the
+        traversal_images: the latent traversals: for each of the first ``traversal_images``
+            test images, each of the
             ``traversal_dimensions`` code dimensions of largest variance over the test codes
             (all of them when the code is shorter) moved alone by ``traversal_steps`` evenly
             spaced offsets from -span to +span prior standard deviations (an odd count, so
             that the middle one is the unchanged code).
+        traversal_dimensions: see ``traversal_images``.
+        traversal_steps: see ``traversal_images``.
+        traversal_span: see ``traversal_images``.
         mmd_samples: test codes (and as many prior samples) in the latent MMD.
         embedding_points: test images embedded by t-SNE and PCA.
-        kid_subsets, kid_subset_size: KID's random subsets (at most the images compared).
+        kid_subsets: how many random subsets KID averages over.
+        kid_subset_size: images in each of KID's subsets (at most the images compared).
         batch_size: images per forward pass.
         test_images: evaluate on the first this many test images; null: all 10,000.
         train_images: fit the samplers to the codes of the first this many training images;
@@ -209,6 +216,13 @@ class EvaluationSettings:
                         f"fit, but evaluation.{option} gives {count}: lower its components or "
                         f"raise evaluation.{option}"
                     )
+
+    @property
+    def torch_device(self) -> torch.device:
+        """Where the evaluation runs: ``device``, or the GPU when there is one (``auto``)."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
     def test_count(self, datamodule: ImageDataModule) -> int:
         """The number of test images evaluated."""

@@ -5,9 +5,8 @@ WAE-GAN, in the optimization step. A subclass says which codes its reconstructio
 what its penalty is (``encode_for_loss``); everything else lives here.
 """
 
-import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -15,101 +14,32 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
-from torchmetrics import Metric
 
-from wae_lightning.checks import check_count, check_non_negative
-from wae_lightning.data import to_float_images
-from wae_lightning.losses import ReconstructionCost
-from wae_lightning.nets import Networks, build_networks, check_image_shape
-from wae_lightning.samplers import (
-    LatentSampler,
-    MixtureSampler,
-    PriorSampler,
-    check_sampler_name,
-    sampler_from_record,
-    sampler_record,
+from wae_lightning.checkpoints import (
+    CHECKPOINT_MODEL_KEY,
+    EPOCH_TERMS_KEY,
+    SAMPLERS_KEY,
+    fitted_samplers,
 )
-
-log = logging.getLogger(__name__)
-
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
-SchedulerFactory = Callable[[Optimizer], LRScheduler]
+from wae_lightning.checks import check_count, check_non_negative
+from wae_lightning.images import check_image_shape
+from wae_lightning.losses import ReconstructionCost
+from wae_lightning.models.epoch_terms import EpochTerms
+from wae_lightning.models.optimization import (
+    OptimizerFactory,
+    SchedulerFactory,
+    check_learning_rate,
+    learning_rate,
+    optimizer_config,
+)
+from wae_lightning.models.pretraining import EncoderPretraining
+from wae_lightning.nets import Networks, build_networks
+from wae_lightning.samplers import LatentSampler, PriorSampler, check_sampler_name, sampler_record
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 """The compile modes that record CUDA graphs on a GPU."""
-
-STAGES = ("train", "val", "test")
-
-CHECKPOINT_MODEL_KEY = "wae_lightning_model"
-"""Checkpoint entry naming the model class, checked before a checkpoint is resumed or loaded."""
-
-EPOCH_TERMS_KEY = "wae_lightning_epoch_terms"
-"""Checkpoint entry holding each stage's loss-term sums of the epoch in progress."""
-
-SAMPLERS_KEY = "wae_lightning_samplers"
-"""Checkpoint entry holding the samplers fitted to the training codes, by name, once evaluated."""
-
-LATENT_MIXTURE_KEY = "wae_lightning_latent_mixture"
-"""Where checkpoints evaluated before samplers were objects keep their one mixture."""
-
-
-def check_learning_rate(factory: OptimizerFactory | None, option: str) -> None:
-    """Reject a non-positive learning rate when the config is read, not at the first step."""
-    lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
-    if lr is not None and not lr > 0:
-        raise ValueError(f"learning rate must be > 0, got {lr!r}: set {option}.lr")
-
-
-def step_decay(
-    optimizer: Optimizer, milestones: Sequence[int] = (30,), factors: Sequence[float] = (0.5,)
-) -> LambdaLR:
-    """Multiply the learning rate by ``factors[i]`` from epoch ``milestones[i]`` on, cumulatively.
-
-    The tutorial's StepLR(30, 0.5) over 50 epochs is ``milestones=[30], factors=[0.5]``; the WAE
-    paper divides by 2 at epoch 30 and by 5 more at epoch 50: ``[30, 50], [0.5, 0.2]``.
-    """
-    if len(milestones) != len(factors) or list(milestones) != sorted(milestones):
-        raise ValueError(
-            f"step_decay needs increasing milestones, one factor each; got {list(milestones)} and "
-            f"{list(factors)}: set model.scheduler.milestones and model.scheduler.factors"
-        )
-    steps = list(zip(milestones, factors, strict=True))
-    return LambdaLR(
-        optimizer, lambda epoch: math.prod(factor for start, factor in steps if epoch >= start)
-    )
-
-
-class TermMeans(Metric):
-    """Batch-size-weighted epoch means of several loss terms, kept on the device.
-
-    One update per step adds a stacked vector of terms, so a step costs one tensor operation
-    rather than one ``self.log`` per term; torchmetrics sums the states across processes.
-    """
-
-    full_state_update = False
-
-    def __init__(self, count: int) -> None:
-        super().__init__()
-        # float32, not float64: every accelerator has it (Apple's MPS has no float64)
-        self.add_state("sums", default=torch.zeros(count), dist_reduce_fx="sum")
-        self.add_state("weight", default=torch.zeros(()), dist_reduce_fx="sum")
-
-    def update(self, terms: Tensor, weight: int) -> None:
-        self.sums += terms.detach().float() * weight
-        self.weight += weight
-
-    def compute(self) -> Tensor:
-        return self.sums / self.weight
-
-    def restore(self, sums: Tensor, weight: Tensor) -> None:
-        """Continue an epoch from saved sums (a run resumed mid-epoch), as if updated here."""
-        self.sums.copy_(sums)
-        self.weight.copy_(weight)
-        self._update_count = int(weight > 0)
 
 
 class AutoEncoderModule(L.LightningModule):
@@ -148,8 +78,9 @@ class AutoEncoderModule(L.LightningModule):
     loss_terms_logged: tuple[str, ...] = ("loss", "recon", "recon_mse")
     """Names of the terms this model logs under ``train/``, ``val/`` and ``test/``."""
 
-    latent_metric_names: tuple[str, ...] = ()
-    """Names of the metrics of the test codes that ``latent_metrics`` gives."""
+    latent_metric_labels: Mapping[str, str] = {}
+    """The metrics of the test codes that ``latent_metrics`` gives, by name, with their label
+    in reports: how a model describes what only it measures."""
 
     encoder_outputs_per_latent = 1
     """How many numbers the encoder emits per latent dimension (2 for a mean and a variance)."""
@@ -200,17 +131,7 @@ class AutoEncoderModule(L.LightningModule):
         """Where ``sample`` can draw codes from, by name: the prior, and the samplers fitted
         to the training codes (``add_sampler``; the evaluation fits those it is configured
         with). Not part of the state dict: a checkpoint keeps them under its own entry."""
-        # keyed "train_terms" etc.: a ModuleDict key may not shadow nn.Module.train
-        self.term_means = nn.ModuleDict(
-            {f"{stage}_terms": TermMeans(len(self.loss_terms_logged)) for stage in STAGES}
-        )
-        # per training term, the first global step at which it was NaN or infinite (-1: never);
-        # kept on the device and read only by the divergence check, every few steps
-        self.register_buffer(
-            "first_nonfinite_step",
-            torch.full((len(self.loss_terms_logged),), -1, dtype=torch.long),
-            persistent=False,
-        )
+        self.epoch_terms = EpochTerms(self.loss_terms_logged)
 
     def networks(self) -> list[nn.Module]:
         """The trainable networks (what the speed options apply to)."""
@@ -389,73 +310,22 @@ class AutoEncoderModule(L.LightningModule):
             return images
         return images + self.hparams.input_noise * torch.randn_like(images)
 
-    # ---- encoder pre-training ----------------------------------------------------------------
-    def on_train_start(self) -> None:
-        if self.hparams.encoder_pretraining_steps and self.trainer.global_step == 0:
-            self.pretrain_encoder(self.hparams.encoder_pretraining_steps)
-
-    def pretrain_encoder(self, steps: int) -> Tensor:
-        """Fit the codes' batch mean and covariance to the prior's; return the last loss.
-
-        The WAE authors start training from such an encoder, so that the penalty begins from
-        codes near the prior. Each step compares a training batch's codes with a prior sample
-        of the same size. Under data parallelism every process then takes rank 0's encoder.
-        """
-        optimizer = self.optimizer_factory(self.encoder.parameters())
-        loss = torch.zeros(())
-        done = 0
-        while done < steps:
-            for images, _ in self.trainer.train_dataloader:
-                self.begin_step()
-                codes = self.encode(to_float_images(images.to(self.device)))
-                prior = self.sample_prior(len(codes))
-                loss = (codes.mean(0) - prior.mean(0)).square().mean() + (
-                    codes.T.cov() - prior.T.cov()
-                ).square().mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                done += 1
-                if done == steps:
-                    break
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            for tensor in self.encoder.state_dict().values():
-                torch.distributed.broadcast(tensor, src=0)
-        log.info("Encoder pre-trained for %d steps; last mean/covariance loss %.4g", steps, loss)
-        return loss.detach()
-
     # ---- Lightning hooks ---------------------------------------------------------------------
-    def accumulate_terms(self, stage: str, terms: Mapping[str, Tensor], batch_size: int) -> None:
-        """Add a batch's terms to the stage's epoch means (logged by ``log_epoch_means``); in
-        training, also note on the device the first step at which a term is not finite."""
-        values = torch.stack([terms[name].float() for name in self.loss_terms_logged])
-        self.term_means[f"{stage}_terms"].update(values, batch_size)
-        if stage == "train":
-            self.note_nonfinite(values)
+    def configure_callbacks(self) -> list[L.Callback]:
+        steps = self.hparams.encoder_pretraining_steps
+        return [EncoderPretraining(steps)] if steps else []
 
-    def note_nonfinite(self, values: Tensor) -> None:
-        """Remember, on the device, the first step at which each term is not finite."""
-        first = self.first_nonfinite_step
-        first.masked_fill_(
-            torch.isfinite(values).logical_not_().logical_and_(first < 0), self.global_step
-        )
+    def accumulate_terms(self, stage: str, terms: Mapping[str, Tensor], batch_size: int) -> None:
+        """Add a batch's terms to the stage's epoch means (logged by ``log_epoch_means``)."""
+        self.epoch_terms.accumulate(stage, terms, batch_size, self.global_step)
 
     def nonfinite_training_terms(self) -> dict[str, int]:
-        """Training terms that have been NaN or infinite, with the first step they were.
-
-        Reads one small tensor back from the device: called every few steps, not every step.
-        """
-        steps = self.first_nonfinite_step.tolist()
-        return {
-            name: step
-            for name, step in zip(self.loss_terms_logged, steps, strict=True)
-            if step >= 0
-        }
+        """Training terms that have been NaN or infinite, with the first step they were."""
+        return self.epoch_terms.nonfinite_training_terms()
 
     def divergence_advice(self) -> list[str]:
         """The changes that most often cure a divergence of this model, most likely first."""
-        factory = self.optimizer_factory
-        lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
+        lr = learning_rate(self.optimizer_factory)
         advice = [f"lower the learning rate (model.optimizer.lr, now {lr})"]
         if self.automatic_optimization:
             advice.append("clip the gradients (trainer.gradient_clip_val=1.0)")
@@ -463,12 +333,8 @@ class AutoEncoderModule(L.LightningModule):
 
     def log_epoch_means(self, stage: str) -> None:
         """Log every term's mean over the epoch, across processes, and start a new epoch."""
-        means = self.term_means[f"{stage}_terms"]
-        if not means.update_called:
-            return
-        for name, value in zip(self.loss_terms_logged, means.compute(), strict=True):
+        for name, value in self.epoch_terms.epoch_means(stage).items():
             self.log(f"{stage}/{name}", value, prog_bar=name == "loss")
-        means.reset()
 
     def on_train_epoch_end(self) -> None:
         self.log_epoch_means("train")
@@ -492,31 +358,12 @@ class AutoEncoderModule(L.LightningModule):
         self.accumulate_terms("test", self.loss_terms(batch[0]), len(batch[0]))
 
     def optimizer_config(
-        self,
-        parameters: Iterable[nn.Parameter],
-        optimizer_factory: OptimizerFactory,
-        name: str,
+        self, parameters: Any, optimizer_factory: OptimizerFactory, name: str
     ) -> dict[str, Any]:
-        """One optimizer, with this model's epoch-wise scheduler when one is configured.
-
-        Adam and AdamW use their fused CUDA kernel on a GPU unless ``fused`` is configured.
-        """
-        if (
-            self.device.type == "cuda"
-            and isinstance(optimizer_factory, partial)
-            and optimizer_factory.func in (torch.optim.Adam, torch.optim.AdamW)
-            and "fused" not in optimizer_factory.keywords
-        ):
-            optimizer_factory = partial(optimizer_factory, fused=True)
-        optimizer = optimizer_factory(parameters)
-        config: dict[str, Any] = {"optimizer": optimizer}
-        if self.scheduler_factory is not None:
-            config["lr_scheduler"] = {
-                "scheduler": self.scheduler_factory(optimizer),
-                "interval": "epoch",
-                "name": f"lr/{name}",
-            }
-        return config
+        """One optimizer, with this model's epoch-wise scheduler when one is configured."""
+        return optimizer_config(
+            parameters, optimizer_factory, self.scheduler_factory, self.device, name
+        )
 
     def configure_optimizers(self) -> Any:
         parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
@@ -530,28 +377,10 @@ class AutoEncoderModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_MODEL_KEY] = self.class_path()
         # the epoch means so far, so that a run resumed mid-epoch logs the same means
-        checkpoint[EPOCH_TERMS_KEY] = {
-            name: {"sums": means.sums.detach().cpu(), "weight": means.weight.detach().cpu()}
-            for name, means in self.term_means.items()
-        }
+        checkpoint[EPOCH_TERMS_KEY] = self.epoch_terms.state()
         if len(self.samplers) > 1:
             checkpoint[SAMPLERS_KEY] = self.fitted_sampler_records()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        for name, state in checkpoint.get(EPOCH_TERMS_KEY, {}).items():
-            self.term_means[name].restore(state["sums"], state["weight"])
+        self.epoch_terms.restore(checkpoint.get(EPOCH_TERMS_KEY, {}))
         self.samplers.update(fitted_samplers(checkpoint))
-
-
-def fitted_samplers(checkpoint: Mapping[str, Any]) -> dict[str, LatentSampler]:
-    """The fitted samplers a checkpoint keeps, by name (an older one's single mixture too)."""
-    samplers = {
-        name: sampler_from_record(record)
-        for name, record in checkpoint.get(SAMPLERS_KEY, {}).items()
-    }
-    if LATENT_MIXTURE_KEY in checkpoint and "mixture" not in samplers:
-        legacy = dict(checkpoint[LATENT_MIXTURE_KEY])
-        mixture = MixtureSampler(components=len(legacy["weights"]))
-        mixture.load_state_dict(legacy)
-        samplers["mixture"] = mixture
-    return samplers

@@ -23,7 +23,7 @@ class VAE(AutoEncoderModule):
     display_name = "VAE"
     loss_terms_logged = (*AutoEncoderModule.loss_terms_logged, "kl", "penalty")
     encoder_outputs_per_latent = 2
-    latent_metric_names = ("active_units",)
+    latent_metric_labels = {"active_units": "active latent units"}
 
     def __init__(self, beta: float = 1.0, **kwargs: Any) -> None:
         """``beta`` weighs the KL term; the other arguments are :class:`AutoEncoderModule`'s."""

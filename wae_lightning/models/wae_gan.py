@@ -1,6 +1,5 @@
 """The Wasserstein auto-encoder with an adversarial latent penalty (Tolstikhin et al., 2018)."""
 
-from functools import partial
 from typing import Any
 
 import torch
@@ -8,7 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from wae_lightning.checks import check_count, check_non_negative
-from wae_lightning.models.base import AutoEncoderModule, OptimizerFactory, check_learning_rate
+from wae_lightning.models.base import AutoEncoderModule
+from wae_lightning.models.optimization import OptimizerFactory, check_learning_rate, learning_rate
 from wae_lightning.nets import LatentDiscriminator
 
 
@@ -112,8 +112,7 @@ class WAEGAN(AutoEncoderModule):
             scheduler.step()
 
     def divergence_advice(self) -> list[str]:
-        factory = self.discriminator_optimizer_factory
-        lr = factory.keywords.get("lr") if isinstance(factory, partial) else None
+        lr = learning_rate(self.discriminator_optimizer_factory)
         return [
             *super().divergence_advice(),
             f"lower the discriminator's learning rate (model.discriminator_optimizer.lr, now {lr})",

@@ -50,7 +50,5 @@ class WAEMMD(AutoEncoderModule):
             mmd = codes.new_zeros(()).float()
         else:
             prior = self.sample_prior(len(codes))
-            mmd = mmd_imq(
-                codes, prior, self.hparams.prior_sigma, scales=self.hparams.kernel_scales
-            )
+            mmd = mmd_imq(codes, prior, self.hparams.prior_sigma, scales=self.hparams.kernel_scales)
         return codes, {"mmd": mmd, "penalty": self.hparams.penalty_weight * mmd}

@@ -13,13 +13,11 @@ from wae_lightning.nets.families import (
     build_networks,
 )
 from wae_lightning.nets.mlp import MLPDecoder, MLPEncoder
-from wae_lightning.nets.shapes import ImageShape, check_image_shape
 
 __all__ = [
     "ConvolutionalNetworks",
     "Decoder",
     "Encoder",
-    "ImageShape",
     "LatentDiscriminator",
     "MLPDecoder",
     "MLPEncoder",
@@ -27,6 +25,5 @@ __all__ = [
     "NetworkPair",
     "Networks",
     "build_networks",
-    "check_image_shape",
     "decoder_ladder",
 ]

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from wae_lightning.checks import check_count
-from wae_lightning.nets.shapes import ImageShape, check_image_shape
+from wae_lightning.images import ImageShape, check_image_shape
 
 MAX_BASE_SIDE = 8
 """The decoder's linear layer makes a map of at most this side, then doubles it to the image."""

@@ -17,9 +17,9 @@ from hydra.utils import instantiate
 from torch import nn
 
 from wae_lightning.checks import check_count
+from wae_lightning.images import ImageShape
 from wae_lightning.nets.convolutional import ARCHITECTURES, Decoder, Encoder, halving
 from wae_lightning.nets.mlp import MLPDecoder, MLPEncoder
-from wae_lightning.nets.shapes import ImageShape
 
 
 def class_path(obj: Any) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from wae_lightning.checks import check_count
-from wae_lightning.nets.shapes import check_image_shape
+from wae_lightning.images import check_image_shape
 
 
 def hidden_layers(width_in: int, width: int, depth: int) -> list[nn.Module]:

@@ -43,7 +43,8 @@ def metric_table(runs: list[Run]) -> Table:
         table.rows.append([label, *map(format_value, values)])
         table.best.append(set())
     written = [name for run in runs for name in run.evaluation.metrics]
-    for name, info in metric_infos(samplers_of(written)).items():
+    model_metrics = {k: v for run in runs for k, v in run.evaluation.model_metrics.items()}
+    for name, info in metric_infos(samplers_of(written), model_metrics).items():
         values = [run.evaluation.metrics.get(name) for run in runs]
         if all(value is None for value in values):
             continue

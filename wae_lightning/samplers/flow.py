@@ -110,5 +110,3 @@ class FlowSampler(LatentSampler):
         self.flow.load_state_dict(state["flow"])
         self.flow.eval().requires_grad_(False)
         self.fitted_codes = state["fitted_codes"]
-
-

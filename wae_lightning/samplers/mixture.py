@@ -35,7 +35,8 @@ class MixtureSampler(LatentSampler):
     def __post_init__(self) -> None:
         if self.components != "bic":
             check_count(
-                self.components, "evaluation.samplers.mixture.components",
+                self.components,
+                "evaluation.samplers.mixture.components",
                 why="(or 'bic', to choose it by the Bayesian information criterion)",
             )
         check_count(self.max_components, "evaluation.samplers.mixture.max_components")
@@ -52,9 +53,9 @@ class MixtureSampler(LatentSampler):
     def fit(self, codes: Tensor, seed: int) -> None:
         check_codes(codes, self)
         data = codes.double().cpu().numpy()
-        candidates = range(1, self.max_components + 1) if self.components == "bic" else [
-            self.components
-        ]
+        candidates = (
+            range(1, self.max_components + 1) if self.components == "bic" else [self.components]
+        )
         fits = [
             GaussianMixture(
                 k, covariance_type="full", random_state=seed, reg_covar=self.reg_covar

@@ -1,6 +1,9 @@
-"""The image shape every network is built for, checked once."""
+"""What an image is everywhere in the project: its (channels, side, side) shape, checked once,
+and its pixels as floats in [0, 1]."""
 
 from collections.abc import Sequence
+
+from torch import Tensor
 
 from wae_lightning.checks import check_count
 
@@ -23,3 +26,8 @@ def check_image_shape(image_shape: Sequence[int]) -> ImageShape:
     if height != width:
         raise ValueError(f"images must be square, got {height} x {width}")
     return channels, height, width
+
+
+def to_float_images(images: Tensor) -> Tensor:
+    """uint8 pixels to floats in [0, 1]."""
+    return images.float().div_(255)

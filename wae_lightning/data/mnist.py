@@ -16,7 +16,9 @@ import torchvision
 from torch.utils.data import TensorDataset
 
 from wae_lightning.checks import check_count
-from wae_lightning.data.base import ImageDataModule, ImageSpec, hold_out
+from wae_lightning.data.base import ImageDataModule
+from wae_lightning.data.batching import hold_out
+from wae_lightning.data.spec import ImageSpec
 
 DATASETS: dict[str, type[torchvision.datasets.MNIST]] = {
     "mnist": torchvision.datasets.MNIST,
@@ -63,7 +65,7 @@ def read_idx(path: Path) -> np.ndarray:
     return array.reshape(shape)
 
 
-class AutoEncoderDataModule(ImageDataModule):
+class MNISTDataModule(ImageDataModule):
     """MNIST or Fashion-MNIST: 1 x 28 x 28 images in ten classes.
 
     The 60,000 training images are split, with a fixed seed, into ``60,000 - val_size`` for
