@@ -4,14 +4,13 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra.errors import MissingConfigException
+from hydra.errors import InstantiationException, MissingConfigException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from omegaconf.errors import InterpolationResolutionError
 from PIL import Image
 
 from tests.conftest import CONF_DIR, MNIST_SHAPE, compose_config
-from wae_lightning.data import AutoEncoderDataModule, ImageFolderDataModule
+from wae_lightning.data import ImageFolderDataModule, MNISTDataModule
 from wae_lightning.features import cache_path, classifier_settings
 from wae_lightning.models import AE, RAE, SWAE, VAE, WAEGAN, WAEMMD, BetaVAE
 from wae_lightning.precision import resolve_precision
@@ -63,7 +62,7 @@ def test_model_configs_instantiate(name, cls, tiny_config):
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_data_configs_instantiate(name, tiny_config):
     datamodule = instantiate(tiny_config(f"data={name}").data)
-    assert isinstance(datamodule, AutoEncoderDataModule) and datamodule.spec.name == name
+    assert isinstance(datamodule, MNISTDataModule) and datamodule.spec.name == name
 
 
 def test_the_image_folder_config_needs_a_path_and_instantiates_with_one(tiny_config, tmp_path):
@@ -112,7 +111,12 @@ def test_logger_and_callback_configs_instantiate(name, tiny_config, tmp_path):
 def test_tutorial_preset_is_the_tutorial(tmp_path):
     cfg = compose_config(["experiment=tutorial", "model=wae_gan"], tmp_path)
     assert cfg.trainer.max_epochs == 50 and cfg.data.batch_size == 256
-    assert (cfg.model.net.dim_h, cfg.model.n_z, cfg.model.penalty_weight, cfg.model.prior_sigma) == (
+    assert (
+        cfg.model.net.dim_h,
+        cfg.model.n_z,
+        cfg.model.penalty_weight,
+        cfg.model.prior_sigma,
+    ) == (
         40,
         20,
         0.01,
@@ -210,9 +214,11 @@ def test_the_best_preset_takes_its_data_sets_values_and_trains(data, tiny_config
 def test_the_best_preset_refuses_data_it_was_not_tuned_for(tmp_path):
     cfg = compose_config(["experiment=best", "data=cifar10"], tmp_path)
     with pytest.raises(
-        InterpolationResolutionError, match="data=mnist or data=fashion_mnist, not for data=cifar10"
+        InstantiationException, match=r"n_z must be an integer >= 1, got None: set model.n_z"
     ):
-        instantiate(cfg.model, image_shape=MNIST_SHAPE)
+        instantiate(cfg.model, image_shape=(3, 32, 32))
+    chosen = compose_config(["experiment=best", "data=cifar10", "model.n_z=32"], tmp_path)
+    assert instantiate(chosen.model, image_shape=(3, 32, 32)).hparams.n_z == 32
 
 
 def test_demo_preset_is_small(tmp_path, mnist):
