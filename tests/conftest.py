@@ -54,7 +54,6 @@ TINY_OVERRIDES = [
     "callbacks.image_logger.every_n_epochs=1",
     "callbacks.image_logger.num_images=4",
     "callbacks.image_logger.num_samples=4",
-    "~callbacks.progress_bar",
     "+trainer.enable_progress_bar=false",
     "evaluate=false",
     *TINY_EVALUATION,

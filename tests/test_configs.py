@@ -4,16 +4,17 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra.errors import InstantiationException, MissingConfigException
+from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 
 from tests.conftest import CONF_DIR, MNIST_SHAPE, compose_config
 from wae_lightning.data import ImageFolderDataModule, MNISTDataModule
-from wae_lightning.features import cache_path, classifier_settings
+from wae_lightning.evaluation.features import cache_path, classifier_settings
 from wae_lightning.models import AE, RAE, SWAE, VAE, WAEGAN, WAEMMD, BetaVAE
-from wae_lightning.precision import resolve_precision
+from wae_lightning.run.precision import resolve_precision
+from wae_lightning.run.presets import check_preset_data
 from wae_lightning.train import instantiate_group, train
 
 
@@ -214,11 +215,14 @@ def test_the_best_preset_takes_its_data_sets_values_and_trains(data, tiny_config
 def test_the_best_preset_refuses_data_it_was_not_tuned_for(tmp_path):
     cfg = compose_config(["experiment=best", "data=cifar10"], tmp_path)
     with pytest.raises(
-        InstantiationException, match=r"n_z must be an integer >= 1, got None: set model.n_z"
+        ValueError,
+        match=r"data=fashion_mnist or data=mnist, not for data=cifar10: .* set model.n_z=\.\.\.",
     ):
-        instantiate(cfg.model, image_shape=(3, 32, 32))
+        check_preset_data(cfg)
     chosen = compose_config(["experiment=best", "data=cifar10", "model.n_z=32"], tmp_path)
+    check_preset_data(chosen)  # the value the preset sets per data set, given
     assert instantiate(chosen.model, image_shape=(3, 32, 32)).hparams.n_z == 32
+    check_preset_data(compose_config(["experiment=best", "data=fashion_mnist"], tmp_path))
 
 
 def test_demo_preset_is_small(tmp_path, mnist):

@@ -12,25 +12,23 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from tests.conftest import CONF_DIR, DATA_DIR, MNIST_SHAPE, TINY_CLASSIFIER, TINY_EVALUATION
-from wae_lightning import features
-from wae_lightning.artifacts import FIGURE_DATA_FILE, EvaluationRecord, FigureData
-from wae_lightning.checkpoints import (
+from wae_lightning.core.images import to_float_images
+from wae_lightning.data import MNISTDataModule
+from wae_lightning.evaluate import evaluate
+from wae_lightning.evaluation import EvaluationError, Evaluator, features, metric_names
+from wae_lightning.evaluation.feature_networks import FrozenFeatures
+from wae_lightning.evaluation.features import load_feature_network
+from wae_lightning.evaluation.metrics import FeatureDistances, InceptionDistance
+from wae_lightning.models import VAE
+from wae_lightning.nets import ConvolutionalNetworks
+from wae_lightning.outputs.checkpoint_format import (
     LATENT_MIXTURE_KEY,
     SAMPLERS_KEY,
     CheckpointError,
-    current_hyperparameters,
-    load_model,
     read_checkpoint,
 )
-from wae_lightning.data import MNISTDataModule
-from wae_lightning.evaluate import evaluate
-from wae_lightning.evaluation import EvaluationError, Evaluator, metric_names
-from wae_lightning.evaluation.metrics import FeatureDistances, InceptionDistance
-from wae_lightning.feature_networks import FrozenFeatures
-from wae_lightning.features import load_feature_network
-from wae_lightning.images import to_float_images
-from wae_lightning.models import VAE
-from wae_lightning.nets import ConvolutionalNetworks
+from wae_lightning.outputs.checkpoints import current_hyperparameters, load_model
+from wae_lightning.outputs.records import FIGURE_DATA_FILE, EvaluationRecord, FigureData
 from wae_lightning.samplers import FlowSampler, MixtureSampler
 from wae_lightning.train import train
 
@@ -558,3 +556,15 @@ def test_files_of_before_networks_and_samplers_were_objects_still_load(evaluated
     data = FigureData.read(old_dir)
     assert list(data.samples) == ["prior", "mixture"] and data.traversals is None
     np.testing.assert_array_equal(data.samples["mixture"], arrays["gmm_samples"])
+
+
+def test_an_evaluation_folder_of_version_0_1_still_reads_its_model_metrics(evaluated_run, tmp_path):
+    """0.1.0 wrote the labels of a model's own metrics as ``model_metrics``."""
+    output_dir, _ = evaluated_run
+    evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
+    labels = evaluation.pop("latent_metric_labels")
+    assert labels == {"active_units": "active latent units"}  # the VAE's
+    old_dir = tmp_path / "evaluation"
+    old_dir.mkdir()
+    (old_dir / "metrics.json").write_text(json.dumps({**evaluation, "model_metrics": labels}))
+    assert EvaluationRecord.read(old_dir).latent_metric_labels == labels

@@ -10,7 +10,7 @@ import torch
 
 from tests.test_train import run_cli
 from wae_lightning.callbacks import TrainingDiverged
-from wae_lightning.checkpoints import CheckpointWriteError, read_checkpoint
+from wae_lightning.outputs.checkpoint_format import CheckpointWriteError, read_checkpoint
 from wae_lightning.train import train
 
 
@@ -149,7 +149,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run(
         real_save(obj, file, *args, **kwargs)
         file.truncate(file.tell() // 2)  # a disk that lost the end of the file
 
-    monkeypatch.setattr("wae_lightning.checkpoints.torch.save", failing_save)
+    monkeypatch.setattr("wae_lightning.outputs.checkpoint_format.torch.save", failing_save)
     with pytest.raises(CheckpointWriteError, match=f"could not write the checkpoint .*{reason}"):
         train(tiny_config("trainer.max_epochs=2"))
     assert not list((tmp_path / "checkpoints").glob("*.ckpt")), "no file claims to be a checkpoint"

@@ -2,24 +2,26 @@
 photographs scikit-learn ships), trained and evaluated through the real configs."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sklearn.datasets import load_sample_images
+from sklearn.datasets import load_digits, load_sample_images
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchvision.transforms.v2.functional import gaussian_blur
 
+from tests.conftest import DATA_DIR, compose_config
 from tests.test_evaluation import evaluate_config
-from wae_lightning.checkpoints import CheckpointError
+from wae_lightning.core.images import to_float_images
 from wae_lightning.data import ImageFolderDataModule, ImageFolderError, image_files
 from wae_lightning.data.image_files import StreamedImages
 from wae_lightning.evaluate import evaluate
-from wae_lightning.feature_networks import FeatureVectors
-from wae_lightning.features import load_feature_network
-from wae_lightning.images import to_float_images
+from wae_lightning.evaluation.feature_networks import FeatureVectors
+from wae_lightning.evaluation.features import load_feature_network
+from wae_lightning.outputs.checkpoint_format import CheckpointError
 from wae_lightning.train import train
 
 
@@ -377,3 +379,71 @@ def test_a_streamed_folder_trains_and_evaluates_as_the_cached_one_would(
         )
     )
     assert in_memory.metrics == streamed["metrics"]
+
+
+@pytest.fixture(scope="module")
+def sklearn_digits_folder(tmp_path_factory) -> Path:
+    """The 1,797 8 x 8 digits scikit-learn ships, as PNG files in one folder per class."""
+    digits = load_digits()
+    root = tmp_path_factory.mktemp("sklearn_digits")
+    for index, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
+        folder = root / f"digit_{label}"
+        folder.mkdir(exist_ok=True)
+        Image.fromarray((image * 255 / 16).astype(np.uint8)).save(folder / f"{index}.png")
+    return root
+
+
+def test_a_small_folder_trains_and_evaluates_with_the_default_evaluation_settings(
+    sklearn_digits_folder, classifier_cache, tmp_path, caplog
+):
+    """Only the training is made short (and the flow's fit): every size of the evaluation is its
+    default, which the 180 test images of the digits cannot all give."""
+    cfg = compose_config(
+        [
+            f"paths.data_dir={DATA_DIR}",
+            f"evaluation.classifier.cache_dir={classifier_cache}",
+            "data=image_folder",
+            f"data.path={sklearn_digits_folder}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.image_size=28",
+            "data.channels=1",
+            "model=vae",
+            "model.net.dim_h=4",
+            "trainer=cpu",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=3",
+            "+trainer.enable_progress_bar=false",
+            "evaluation.progress=false",
+            "evaluation.samplers.flow.steps=20",
+        ],
+        tmp_path,
+    )
+    with caplog.at_level(logging.INFO, logger="wae_lightning"):
+        metrics = train(cfg)
+    evaluation = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())
+    assert evaluation["test_images"] == 180  # 10% of 1,797
+    assert metrics["eval/kid_prior"] == evaluation["metrics"]["kid_prior"]
+    assert (
+        f"KID subsets of 180 images, not 1000: {sklearn_digits_folder.name} has only 180 test images"
+        in caplog.text
+    )
+    assert (tmp_path / "evaluation" / "figures" / "tsne.png").is_file()
+
+
+def test_a_kid_subset_size_the_data_cannot_give_is_refused_before_training(
+    sklearn_digits_folder, tiny_config, tmp_path
+):
+    cfg = folder_config(
+        tiny_config,
+        sklearn_digits_folder,
+        "data.image_size=28",
+        "data.channels=1",
+        "evaluate=true",
+        "evaluation.test_images=null",
+        "evaluation.kid_subset_size=300",
+    )
+    with pytest.raises(
+        ValueError, match=r"kid_subset_size \(300\) exceeds the 180 test images .*set it to null"
+    ):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists()

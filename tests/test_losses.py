@@ -3,7 +3,12 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from wae_lightning.losses import IMQ_SCALES, ReconstructionCost, gaussian_kl_to_prior, mmd_imq
+from wae_lightning.models.losses import (
+    IMQ_SCALES,
+    ReconstructionCost,
+    gaussian_kl_to_prior,
+    mmd_imq,
+)
 
 PIXELS = 28 * 28
 

@@ -9,8 +9,8 @@ import torch
 from tests.conftest import MNIST_SHAPE
 from wae_lightning.callbacks import DivergenceGuard, LastCheckpoint
 from wae_lightning.data import MNISTDataModule
-from wae_lightning.losses import mmd_imq
 from wae_lightning.models import AE, RAE, SWAE, VAE, WAEGAN, WAEMMD, BetaVAE
+from wae_lightning.models.losses import mmd_imq
 from wae_lightning.models.optimization import step_decay
 from wae_lightning.nets import ConvolutionalNetworks
 from wae_lightning.samplers import MixtureSampler

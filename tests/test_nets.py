@@ -7,7 +7,6 @@ from hydra.utils import instantiate
 from torch import nn
 
 from tests.conftest import MNIST_SHAPE
-from wae_lightning.checkpoints import load_model
 from wae_lightning.models import WAEMMD
 from wae_lightning.nets import (
     ConvolutionalNetworks,
@@ -18,6 +17,7 @@ from wae_lightning.nets import (
     NetworkPair,
     build_networks,
 )
+from wae_lightning.outputs.checkpoints import load_model
 
 
 def test_default_encoder_is_the_tutorial_architecture():

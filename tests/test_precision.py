@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from wae_lightning.precision import Hardware, choose_precision, detect
+from wae_lightning.run.precision import Hardware, choose_precision, detect
 
 
 def test_the_precision_follows_the_hardware():

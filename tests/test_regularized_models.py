@@ -11,7 +11,7 @@ import torch
 from tests.conftest import MNIST_SHAPE
 from tests.test_models import cpu_trainer, tiny
 from wae_lightning.data import MNISTDataModule
-from wae_lightning.losses import random_directions, sliced_wasserstein
+from wae_lightning.models.losses import random_directions, sliced_wasserstein
 from wae_lightning.nets import MLPNetworks
 
 DIMENSION = 8

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.test_train import run_cli
-from wae_lightning.artifacts import EvaluationRecord
+from wae_lightning.outputs.records import EvaluationRecord
 from wae_lightning.report import Run, experiment_of, label_runs
 from wae_lightning.report import main as report_main
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from tests.conftest import DATA_DIR, REPO, TINY_OVERRIDES
-from wae_lightning.checkpoints import read_checkpoint
+from wae_lightning.outputs.checkpoint_format import read_checkpoint
 from wae_lightning.train import train
 
 # 3 epochs of 5 batches; the learning rate halves after epochs 1 and 2, so a scheduler stepped

@@ -11,9 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA_DIR, REPO, TINY_OVERRIDES
-from wae_lightning.artifacts import TrainingRecord
-from wae_lightning.launching import job_resources, parallel_jobs
-from wae_lightning.resume import ForeignRunError, previous_run
+from wae_lightning.outputs.records import TrainingRecord
+from wae_lightning.run import launch_checks
+from wae_lightning.run.launch_checks import (
+    LaunchError,
+    check_searched_options,
+    check_writable_folder,
+)
+from wae_lightning.run.launching import job_resources, parallel_jobs
+from wae_lightning.run.resume import ForeignRunError, previous_run
 from wae_lightning.train import train
 
 
@@ -301,11 +307,54 @@ def test_the_launcher_and_search_presets_compose(tmp_path):
     assert "lightning.pytorch.plugins.environments.SLURMEnvironment" in plugins
     assert slurm.trainer.plugins[1].auto_requeue is False
     assert slurm.trainer.strategy.startswith("ddp")
-    search = compose_config(["hparams_search=wae_fid", "model=wae_mmd"], tmp_path)
+    search = compose_config(["hparams_search=wae_fid"], tmp_path)
     assert search.optimized_metric == "eval/fid_prior"
+    assert search.hydra.runtime.choices.model == "wae_mmd"  # the search picks what it searches
+    check_searched_options(search)
+    check_searched_options(compose_config(["hparams_search=wae_fid", "model=wae_gan"], tmp_path))
     for logger in ("mlflow", "wandb"):
         config = compose_config([f"logger={logger}"], tmp_path)
         assert logger in config.logger
+
+
+def test_a_search_over_options_the_model_lacks_is_refused_naming_the_choice(tmp_path):
+    from tests.conftest import compose_config
+
+    config = compose_config(["hparams_search=wae_fid", "model=vae"], tmp_path)
+    with pytest.raises(LaunchError, match=r"searches model.penalty_weight, which model=vae does "):
+        check_searched_options(config)
+    with pytest.raises(LaunchError, match=r"or leave model= out to take the search's own"):
+        check_searched_options(config)
+
+
+@pytest.mark.slow
+def test_the_command_line_refuses_the_search_before_any_job_starts(tmp_path):
+    result = sweep(tmp_path / "sweep", "hparams_search=wae_fid", "model=ae", check=False)
+    assert result.returncode != 0
+    assert "which model=ae does not have" in result.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_log_folder_that_cannot_be_written_is_refused_before_it_is_made(tmp_path, monkeypatch):
+    (tmp_path / "logs").write_text("a file where the log folder should be")
+    with pytest.raises(LaunchError, match=r"logs is not a folder\. Run the command from a folder"):
+        check_writable_folder(tmp_path / "logs" / "train" / "runs" / "now")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(launch_checks.os, "access", lambda path, mode: Path(path) != locked)
+    with pytest.raises(LaunchError, match=r"locked is not writable.*set paths.log_dir="):
+        check_writable_folder(locked / "logs" / "train")
+    check_writable_folder(tmp_path / "elsewhere" / "logs")  # to be made: its parent is writable
+
+
+@pytest.mark.slow
+def test_the_command_line_refuses_a_log_folder_it_cannot_write(tmp_path):
+    (tmp_path / "logs").write_text("not a folder")
+    command = [sys.executable, "-m", "wae_lightning.train", f"paths.data_dir={DATA_DIR}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "cannot write the run's folder" in result.stderr and "is not a folder" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_mlflow_logs_a_run_to_a_local_sqlite_store(tiny_config, tmp_path):

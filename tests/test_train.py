@@ -14,15 +14,14 @@ from hydra.errors import InstantiationException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import DATA_DIR, REPO, TINY_OVERRIDES
-from wae_lightning.checkpoints import (
-    DATA_MODULE_KEY,
-    CheckpointError,
-    data_module_of,
-    load_model,
-    read_checkpoint,
-)
 from wae_lightning.data import MNISTDataModule
 from wae_lightning.models import VAE
+from wae_lightning.outputs.checkpoint_format import (
+    DATA_MODULE_KEY,
+    CheckpointError,
+    read_checkpoint,
+)
+from wae_lightning.outputs.checkpoints import data_module_of, load_model
 from wae_lightning.train import main, train
 
 

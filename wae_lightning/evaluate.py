@@ -17,9 +17,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
-from wae_lightning.artifacts import EVALUATION_DIR, EvaluationRecord
-from wae_lightning.checkpoints import check_same_image_shape, data_module_of, load_model
+from wae_lightning.core.configs import CONFIG_PATH
+from wae_lightning.core.console import quiet_third_party_output
 from wae_lightning.evaluation import Evaluator
+from wae_lightning.outputs.checkpoints import check_same_image_shape, data_module_of, load_model
+from wae_lightning.outputs.records import EVALUATION_DIR, EvaluationRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,9 @@ def evaluate(cfg: DictConfig) -> EvaluationRecord:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate.yaml")
 def main(cfg: DictConfig) -> None:
+    quiet_third_party_output()
     evaluate(cfg)
 
 

@@ -19,9 +19,11 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
-from wae_lightning.checkpoints import load_model
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
+from wae_lightning.core.configs import CONFIG_PATH
+from wae_lightning.core.console import quiet_third_party_output
 from wae_lightning.evaluate import run_folder
+from wae_lightning.outputs.checkpoints import load_model
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,9 @@ def sample(cfg: DictConfig) -> list[Path]:
     return [*files, grid]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="sample.yaml")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="sample.yaml")
 def main(cfg: DictConfig) -> None:
+    quiet_third_party_output()
     sample(cfg)
 
 

@@ -14,20 +14,24 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from wae_lightning.artifacts import METRICS_FILE
 from wae_lightning.callbacks import RunInterrupted, SignalStop
-from wae_lightning.checkpoints import check_checkpoint_matches
+from wae_lightning.core.configs import CONFIG_PATH
+from wae_lightning.core.console import quiet_third_party_output
 from wae_lightning.evaluation import Evaluator, metric_names
-from wae_lightning.launching import share_the_machine
 from wae_lightning.models import AutoEncoderModule
-from wae_lightning.precision import resolve_precision
-from wae_lightning.resolvers import register_resolvers
-from wae_lightning.resume import choose_checkpoint, job_overrides, warn_if_resumed_elsewhere
-from wae_lightning.stages import RunStages
+from wae_lightning.outputs.checkpoints import check_checkpoint_matches
+from wae_lightning.outputs.records import METRICS_FILE
+from wae_lightning.run.launching import share_the_machine
+from wae_lightning.run.precision import resolve_precision
+from wae_lightning.run.presets import check_preset_data
+from wae_lightning.run.resolvers import register_resolvers
+from wae_lightning.run.resume import choose_checkpoint, job_overrides, warn_if_resumed_elsewhere
+from wae_lightning.run.stages import RunStages
 
 log = logging.getLogger(__name__)
 register_resolvers()  # before Hydra composes a config that uses them
@@ -36,6 +40,15 @@ register_resolvers()  # before Hydra composes a config that uses them
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Build every entry of a config group such as ``callbacks`` or ``logger`` (null entries skipped)."""
     return [instantiate(entry) for entry in (group or {}).values() if entry is not None]
+
+
+def trainer_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The configured callbacks; with Lightning's ``trainer.enable_progress_bar=false`` the
+    progress bar's is left out, so that the switch works by itself."""
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if cfg.trainer.get("enable_progress_bar", True):
+        return callbacks
+    return [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
 
 
 def check_run_settings(cfg: DictConfig, model: AutoEncoderModule, labeled: bool) -> None:
@@ -69,6 +82,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     SIGINT or SIGTERM: with the checkpoint and the command that resume the run, and the process
     exits with 130 or 143); or ``failed`` (with the error, which is raised again).
     """
+    check_preset_data(cfg)
     output_dir = Path(cfg.paths.output_dir)
     overrides = job_overrides()
     previous = choose_checkpoint(cfg, output_dir, overrides)
@@ -97,7 +111,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     stopper = SignalStop()
     trainer = instantiate(
         cfg.trainer,
-        callbacks=[*instantiate_group(cfg.get("callbacks")), stopper],
+        callbacks=[*trainer_callbacks(cfg), stopper],
         logger=loggers or False,
     )
     run = RunStages(cfg, trainer, model, datamodule, evaluator, loggers, stopper, overrides)
@@ -139,12 +153,13 @@ def log_hyperparameters(cfg: DictConfig, loggers: list[Logger], metrics: dict[st
         logger.save()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train.yaml")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the optimized metric so that sweepers can minimise it.
 
     (Under data parallelism only rank 0 evaluates: the other ranks return None.)
     """
+    quiet_third_party_output()
     return train(cfg).get(cfg.optimized_metric)
 
 

@@ -6,7 +6,7 @@
 - :class:`RandomState`: every random generator's state inside each checkpoint, restored when
   training resumes, so a resumed run draws the same noise as the uninterrupted one.
 
-Every file goes through :class:`~wae_lightning.checkpoints.VerifiedCheckpointIO` (the trainer's
+Every file goes through :class:`~wae_lightning.outputs.checkpoint_format.VerifiedCheckpointIO` (the trainer's
 checkpoint plugin), which refuses non-finite weights and checks what it wrote.
 """
 
@@ -23,13 +23,13 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
 from wae_lightning.callbacks.guards import RunInterrupted, TrainingDiverged
-from wae_lightning.checkpoints import (
+from wae_lightning.core.checks import check_count
+from wae_lightning.outputs.checkpoint_format import (
     INTERRUPTED_CHECKPOINT,
     LAST_CHECKPOINT,
     CheckpointWriteError,
     NonFiniteWeightsError,
 )
-from wae_lightning.checks import check_count
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class LastCheckpoint(Checkpoint):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self.saved_at_time = time.monotonic()
 
 
@@ -123,7 +123,7 @@ class InterruptedRunCheckpoint(L.Callback):
             log.warning("Stopped in the middle of a step: resume from %s", LAST_CHECKPOINT)
             return
         try:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)
         except Exception as error:  # noqa: BLE001 - never hide the exception that stopped the run
             log.warning("Could not save %s: %s", self.path, error)
         else:

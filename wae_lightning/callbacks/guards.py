@@ -10,9 +10,13 @@ from typing import Any
 
 import lightning as L
 
-from wae_lightning.checkpoints import LAST_CHECKPOINT, CheckpointError, read_checkpoint
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 from wae_lightning.models.base import AutoEncoderModule
+from wae_lightning.outputs.checkpoint_format import (
+    LAST_CHECKPOINT,
+    CheckpointError,
+    read_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class DivergenceGuard(L.Callback):
     def check(self, trainer: L.Trainer, model: L.LightningModule) -> None:
         if not isinstance(model, AutoEncoderModule) or trainer.state.fn != "fit":
             return
-        terms = model.nonfinite_training_terms()
+        terms = model.epoch_terms.nonfinite_training_terms()
         if not trainer.strategy.reduce_boolean_decision(bool(terms), all=False):
             return
         raise TrainingDiverged(self.message(model, terms, trainer.current_epoch))

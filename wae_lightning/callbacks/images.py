@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 from wae_lightning.models.base import AutoEncoderModule
 
 

@@ -13,11 +13,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from wae_lightning.checkpoints import DATA_MODULE_KEY
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
+from wae_lightning.core.images import to_float_images
 from wae_lightning.data.batching import EpochPermutation, TensorBatches, ends_with_a_lone_image
 from wae_lightning.data.spec import ImageSpec
-from wae_lightning.images import to_float_images
+from wae_lightning.outputs.checkpoint_format import DATA_MODULE_KEY
 
 LOADERS = ("tensor", "dataloader")
 

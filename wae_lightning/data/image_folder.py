@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from wae_lightning.checks import check_count, check_fraction_or_count
+from wae_lightning.core.checks import check_count, check_fraction_or_count
 from wae_lightning.data.base import ImageDataModule
 from wae_lightning.data.image_files import (
     ImageDecoder,

@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch.utils.data import TensorDataset
 
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 from wae_lightning.data.base import ImageDataModule
 from wae_lightning.data.batching import hold_out
 from wae_lightning.data.spec import ImageSpec

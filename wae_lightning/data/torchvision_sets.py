@@ -17,7 +17,7 @@ from torch.utils.data import TensorDataset
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as F
 
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 from wae_lightning.data.base import ImageDataModule
 from wae_lightning.data.batching import hold_out
 from wae_lightning.data.image_files import cached_splits

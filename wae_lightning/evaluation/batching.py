@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from wae_lightning.images import to_float_images
+from wae_lightning.core.images import to_float_images
 
 
 class EvaluationBatches:

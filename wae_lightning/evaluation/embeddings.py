@@ -8,16 +8,14 @@ from sklearn.manifold import TSNE
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from wae_lightning.core.images import to_float_images
 from wae_lightning.data import ImageSpec
-from wae_lightning.images import to_float_images
 
 
-def tsne(points: np.ndarray, seed: int, verbose: bool = False) -> np.ndarray:
+def tsne(points: np.ndarray, seed: int) -> np.ndarray:
     """2-d t-SNE; the perplexity shrinks for small sets (it must stay below a third of them)."""
     perplexity = min(30.0, (len(points) - 1) / 3)
-    return TSNE(
-        2, perplexity=perplexity, init="pca", random_state=seed, verbose=verbose
-    ).fit_transform(points)
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
 
 
 def pca(points: np.ndarray, seed: int) -> np.ndarray:

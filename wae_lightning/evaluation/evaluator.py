@@ -16,7 +16,7 @@ gives the same numbers:
 The :class:`Evaluator` runs the passes (``metrics.py``) against the data set's cached reference
 (``reference.py``), fits the samplers (``sampler_fitting.py``, ``wae_lightning/samplers/``, then
 kept in the evaluated checkpoint), gathers the figures' inputs (``figure_inputs.py``,
-``embeddings.py``) and writes what they give through ``wae_lightning.artifacts``:
+``embeddings.py``) and writes what they give through ``wae_lightning.outputs.records``:
 ``metrics.json`` and the arrays behind the figures (``figure_data.npz``), which
 ``run_figures.py`` draws and the sweep report reads back.
 """
@@ -31,17 +31,12 @@ import torch
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-from wae_lightning.artifacts import EvaluationRecord, FigureData
-from wae_lightning.checkpoints import (
-    CheckpointWriteError,
-    describe_entries,
-    keep_samplers,
-    non_finite_entries,
-)
 from wae_lightning.data import ImageDataModule
 from wae_lightning.evaluation.batching import EvaluationBatches
 from wae_lightning.evaluation.curves import training_curves
 from wae_lightning.evaluation.embeddings import write_projector
+from wae_lightning.evaluation.feature_networks import FrozenFeatures
+from wae_lightning.evaluation.features import load_feature_network
 from wae_lightning.evaluation.figure_inputs import figure_data
 from wae_lightning.evaluation.metrics import (
     DIVERGED_FIX,
@@ -55,10 +50,15 @@ from wae_lightning.evaluation.reference import dataset_reference, feature_distan
 from wae_lightning.evaluation.run_figures import draw_run_figures
 from wae_lightning.evaluation.sampler_fitting import fit_samplers, training_codes
 from wae_lightning.evaluation.settings import EvaluationSettings
-from wae_lightning.feature_networks import FrozenFeatures
-from wae_lightning.features import load_feature_network
-from wae_lightning.losses import mmd_imq
 from wae_lightning.models.base import AutoEncoderModule
+from wae_lightning.models.losses import mmd_imq
+from wae_lightning.outputs.checkpoint_format import (
+    CheckpointWriteError,
+    describe_entries,
+    non_finite_entries,
+)
+from wae_lightning.outputs.checkpoints import keep_samplers
+from wae_lightning.outputs.records import EvaluationRecord, FigureData
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class Evaluator:
             checkpoint=checkpoint,
             evaluation_seconds=round(time.perf_counter() - start, 1),
             samplers={name: s.description for name, s in model.samplers.items()},
-            model_metrics=dict(model.latent_metric_labels),
+            latent_metric_labels=dict(model.latent_metric_labels),
         )
         record.write(output_dir)
         if checkpoint is not None and Path(checkpoint).is_file():
@@ -161,7 +161,7 @@ class Evaluator:
         step: int,
     ) -> tuple[dict[str, float], FigureData]:
         """The metrics and the figures' data of ``run``, without gradients, pass by pass."""
-        settings = self.settings
+        settings = self.settings.sized_to(datamodule)
         L.seed_everything(settings.seed, verbose=False)
         model = model.eval().to(settings.torch_device)
         datamodule.setup()
@@ -171,9 +171,9 @@ class Evaluator:
         log.info(
             "Evaluating %s on %d %s test images", type(model).__name__, len(test_images), spec.title
         )
-        distances = feature_distances(self.settings, features)
+        distances = feature_distances(settings, features)
         reference = dataset_reference(
-            self.settings,
+            settings,
             self.batching,
             datamodule,
             features,
@@ -200,8 +200,8 @@ class Evaluator:
         metrics |= distances.score_features(reconstruction.recon_features, "recon")
 
         if settings.samplers:
-            codes = training_codes(self.settings, self.batching, model, datamodule, train_count)
-            fit_samplers(self.settings, model, codes)
+            train_codes = training_codes(settings, self.batching, model, datamodule, train_count)
+            fit_samplers(settings, model, train_codes)
         codes, samples = self.generate(model)
         metrics |= self.sample_scores(model, distances, test_codes, samples)
         metrics["fid_train_images"] = reference.fid_train_images

@@ -7,11 +7,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wae_lightning.artifacts import FigureData
+from wae_lightning.core.images import to_float_images
 from wae_lightning.evaluation.embeddings import pca, tsne
 from wae_lightning.evaluation.settings import EvaluationSettings
-from wae_lightning.images import to_float_images
 from wae_lightning.models import AutoEncoderModule
+from wae_lightning.outputs.records import FigureData
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def figure_data(
         .cpu()
         .numpy(),
         embedding_labels=labels[:points].numpy(),
-        tsne_pixel=tsne(pixels, settings.seed, settings.progress),
-        tsne_latent=tsne(latent, settings.seed, settings.progress),
+        tsne_pixel=tsne(pixels, settings.seed),
+        tsne_latent=tsne(latent, settings.seed),
         pca_pixel=pca(pixels, settings.seed),
         pca_latent=pca(latent, settings.seed),
         traversals=model.traverse(traversed, dimensions.tolist(), offsets).float().cpu().numpy(),

@@ -16,8 +16,8 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from wae_lightning.feature_networks import FeatureVectors, FrozenFeatures
-from wae_lightning.images import to_float_images
+from wae_lightning.core.images import to_float_images
+from wae_lightning.evaluation.feature_networks import FeatureVectors, FrozenFeatures
 from wae_lightning.models.base import AutoEncoderModule
 
 
@@ -59,17 +59,17 @@ CLASS_METRICS = ("recon_accuracy", "test_accuracy")
 
 
 def metric_infos(
-    samplers: Iterable[str], model_metrics: Mapping[str, str] | None = None
+    samplers: Iterable[str], latent_metric_labels: Mapping[str, str] | None = None
 ) -> dict[str, MetricInfo]:
     """Every metric an evaluation with these samplers can write (KIDs also with ``_std``), in
-    the order reports show them, with what makes each better; ``model_metrics`` are the labels
+    the order reports show them, with what makes each better; ``latent_metric_labels`` are the labels
     of the metrics a model measures of its own codes (``latent_metric_labels``)."""
     per_sampler = {
         pattern.format(sampler): MetricInfo(info.label.format(sampler), info.better)
         for sampler in samplers
         for pattern, info in SAMPLER_METRICS.items()
     }
-    own = {name: MetricInfo(label, "") for name, label in (model_metrics or {}).items()}
+    own = {name: MetricInfo(label, "") for name, label in (latent_metric_labels or {}).items()}
     return {**RECONSTRUCTION_METRICS, **per_sampler, **LATENT_METRICS, **own}
 
 

@@ -17,9 +17,9 @@ from torch import Tensor
 
 from wae_lightning.data import ImageDataModule
 from wae_lightning.evaluation.batching import EvaluationBatches
+from wae_lightning.evaluation.feature_networks import FrozenFeatures
 from wae_lightning.evaluation.metrics import FeatureDistances
 from wae_lightning.evaluation.settings import EvaluationSettings
-from wae_lightning.feature_networks import FrozenFeatures
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
-from wae_lightning import figures
-from wae_lightning.artifacts import FigureData
 from wae_lightning.data import ImageSpec
+from wae_lightning.evaluation import figures
+from wae_lightning.outputs.records import FigureData
 
 
 def sample_grid(samples: np.ndarray) -> torch.Tensor:

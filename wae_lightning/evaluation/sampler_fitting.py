@@ -7,11 +7,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from wae_lightning.core.images import to_float_images
 from wae_lightning.data import ImageDataModule
 from wae_lightning.evaluation.batching import EvaluationBatches
 from wae_lightning.evaluation.metrics import require_finite
 from wae_lightning.evaluation.settings import EvaluationSettings
-from wae_lightning.images import to_float_images
 from wae_lightning.models import AutoEncoderModule
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
 """An evaluation's settings, and every check of them that can run before training."""
 
+import dataclasses
 import importlib.util
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -10,10 +12,16 @@ from typing import Any
 
 import torch
 
-from wae_lightning.checks import check_count, check_fraction_or_count
+from wae_lightning.core.checks import check_count, check_fraction_or_count
 from wae_lightning.data import ImageDataModule
-from wae_lightning.features import load_feature_network
+from wae_lightning.evaluation.features import load_feature_network
 from wae_lightning.samplers import LatentSampler, MixtureSampler, check_sampler_name
+
+log = logging.getLogger(__name__)
+
+KID_SUBSET_SIZE = 1_000
+"""The images in each KID subset when ``kid_subset_size`` is left to the data (null), unless a
+set KID compares is smaller."""
 
 MINIMUMS = {
     "num_generated": 2,
@@ -34,6 +42,9 @@ MINIMUMS = {
     "traversal_steps": 3,
 }
 """The smallest value each count of :class:`EvaluationSettings` accepts."""
+
+OPTIONAL_COUNTS = ("test_images", "train_images", "sampler_fit_images", "kid_subset_size")
+"""Counts that may be null: all the images there are, or (KID's subsets) sized to them."""
 
 
 def check_classifier_settings(settings: Mapping[str, Any]) -> None:
@@ -99,7 +110,10 @@ class EvaluationSettings:
         mmd_samples: test codes (and as many prior samples) in the latent MMD.
         embedding_points: test images embedded by t-SNE and PCA.
         kid_subsets: how many random subsets KID averages over.
-        kid_subset_size: images in each of KID's subsets (at most the images compared).
+        kid_subset_size: images in each of KID's subsets; null (the default): 1,000, or the
+            size of the smallest set KID compares where that is smaller (a small image folder),
+            which the log then says. A number is used as given, and refused before training
+            when a set is smaller.
         batch_size: images per forward pass.
         test_images: evaluate on the first this many test images; null: all 10,000.
         train_images: fit the samplers to the codes of the first this many training images;
@@ -130,7 +144,7 @@ class EvaluationSettings:
     mmd_samples: int = 5_000
     embedding_points: int = 1_000
     kid_subsets: int = 100
-    kid_subset_size: int = 1_000
+    kid_subset_size: int | None = None
     batch_size: int = 1_000
     test_images: int | None = None
     train_images: int | None = None
@@ -148,7 +162,7 @@ class EvaluationSettings:
         """Refuse bad settings when the config is read, before any training."""
         for name, minimum in MINIMUMS.items():
             value = getattr(self, name)
-            if value is None and name in ("test_images", "train_images", "sampler_fit_images"):
+            if value is None and name in OPTIONAL_COUNTS:
                 continue
             check_count(value, f"evaluation.{name}", minimum)
         # KID compares random subsets of kid_subset_size images of each set it is given
@@ -158,7 +172,7 @@ class EvaluationSettings:
         if self.train_images is not None:
             sets["train_images"] = self.train_images  # the floor's training images
         for name, count in sets.items():
-            if self.kid_subset_size > count:
+            if self.kid_subset_size is not None and self.kid_subset_size > count:
                 raise ValueError(
                     f"kid_subset_size ({self.kid_subset_size}) exceeds {name} ({count}): KID "
                     f"draws subsets of that size from every set; lower evaluation.kid_subset_size "
@@ -229,21 +243,67 @@ class EvaluationSettings:
         available = len(datamodule.splits["test"])
         return min(available, self.test_images or available)
 
+    def compared_counts(self, datamodule: ImageDataModule) -> dict[str, int]:
+        """The images of each set that FID and KID compare with the test images, by what they
+        are: the test images, the floor's training images and each sampler's generated ones."""
+        datamodule.setup()
+        trained = min(len(datamodule.splits["train"]), self.train_images or 10**12)
+        return {
+            "test images": self.test_count(datamodule),
+            "training images": min(trained, self.num_generated),
+            "generated images": self.num_generated,
+        }
+
+    def sized_to(self, datamodule: ImageDataModule, report: bool = True) -> "EvaluationSettings":
+        """These settings with the sizes left to the data (null) set from the images there are;
+        with ``report``, the log says what was made smaller than usual, and why."""
+        if self.kid_subset_size is not None:
+            return self
+        what, smallest = min(self.compared_counts(datamodule).items(), key=lambda item: item[1])
+        size = min(KID_SUBSET_SIZE, smallest)
+        if report and size < KID_SUBSET_SIZE:
+            log.info(
+                "KID subsets of %d images, not %d: %s has only %d %s "
+                "(set evaluation.kid_subset_size to choose)",
+                size,
+                KID_SUBSET_SIZE,
+                datamodule.spec.title,
+                smallest,
+                what,
+            )
+        return dataclasses.replace(self, kid_subset_size=size)
+
     def check_data(self, datamodule: ImageDataModule) -> None:
         """Refuse, before training, data this evaluation cannot score."""
         spec = datamodule.spec
-        datamodule.setup()
-        counts = {split: len(datamodule.splits[split]) for split in ("test", "train")}
-        tested = self.test_count(datamodule)
-        trained = min(counts["train"], self.train_images or counts["train"])
-        for name, count in (("test", tested), ("training", trained)):
-            if self.kid_subset_size > count:
+        settings = self.sized_to(datamodule, report=False)
+        for what, count in settings.compared_counts(datamodule).items():
+            if settings.kid_subset_size > count:
                 raise ValueError(
-                    f"kid_subset_size ({self.kid_subset_size}) exceeds the {count} {name} images "
-                    f"of {spec.title}: lower evaluation.kid_subset_size"
+                    f"kid_subset_size ({settings.kid_subset_size}) exceeds the {count} {what} "
+                    f"of {spec.title}: lower evaluation.kid_subset_size, or set it to null to "
+                    "size it to the data"
                 )
+        tested = self.test_count(datamodule)
         if 2 * self.num_pairs > tested:
             raise ValueError(
                 f"num_pairs ({self.num_pairs}) needs {2 * self.num_pairs} test images, but "
                 f"{spec.title} has {tested}: lower evaluation.num_pairs"
             )
+        self.check_sampler_codes(datamodule)
+
+    def check_sampler_codes(self, datamodule: ImageDataModule) -> None:
+        """Refuse samplers that need more training codes than the data gives."""
+        fitted = min(
+            len(datamodule.splits["train"]),
+            self.train_images or 10**12,
+            self.sampler_fit_images or 10**12,
+        )
+        for name, build in self.samplers.items():
+            needed = build().min_codes
+            if needed > fitted:
+                raise ValueError(
+                    f"evaluation.samplers.{name} needs at least {needed} codes to fit, but "
+                    f"{datamodule.spec.title} gives {fitted} training images: lower its "
+                    f"components, or leave it out (evaluation.samplers.{name}=null)"
+                )

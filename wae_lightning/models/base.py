@@ -15,16 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wae_lightning.checkpoints import (
-    CHECKPOINT_MODEL_KEY,
-    EPOCH_TERMS_KEY,
-    SAMPLERS_KEY,
-    fitted_samplers,
-)
-from wae_lightning.checks import check_count, check_non_negative
-from wae_lightning.images import check_image_shape
-from wae_lightning.losses import ReconstructionCost
+from wae_lightning.core.checks import check_count, check_non_negative
+from wae_lightning.core.images import check_image_shape
 from wae_lightning.models.epoch_terms import EpochTerms
+from wae_lightning.models.losses import ReconstructionCost
 from wae_lightning.models.optimization import (
     OptimizerFactory,
     SchedulerFactory,
@@ -34,6 +28,12 @@ from wae_lightning.models.optimization import (
 )
 from wae_lightning.models.pretraining import EncoderPretraining
 from wae_lightning.nets import Networks, build_networks
+from wae_lightning.outputs.checkpoint_format import (
+    CHECKPOINT_MODEL_KEY,
+    EPOCH_TERMS_KEY,
+    SAMPLERS_KEY,
+    fitted_samplers,
+)
 from wae_lightning.samplers import LatentSampler, PriorSampler, check_sampler_name, sampler_record
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -319,10 +319,6 @@ class AutoEncoderModule(L.LightningModule):
         """Add a batch's terms to the stage's epoch means (logged by ``log_epoch_means``)."""
         self.epoch_terms.accumulate(stage, terms, batch_size, self.global_step)
 
-    def nonfinite_training_terms(self) -> dict[str, int]:
-        """Training terms that have been NaN or infinite, with the first step they were."""
-        return self.epoch_terms.nonfinite_training_terms()
-
     def divergence_advice(self) -> list[str]:
         """The changes that most often cure a divergence of this model, most likely first."""
         lr = learning_rate(self.optimizer_factory)
@@ -357,17 +353,11 @@ class AutoEncoderModule(L.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self.accumulate_terms("test", self.loss_terms(batch[0]), len(batch[0]))
 
-    def optimizer_config(
-        self, parameters: Any, optimizer_factory: OptimizerFactory, name: str
-    ) -> dict[str, Any]:
-        """One optimizer, with this model's epoch-wise scheduler when one is configured."""
-        return optimizer_config(
-            parameters, optimizer_factory, self.scheduler_factory, self.device, name
-        )
-
     def configure_optimizers(self) -> Any:
         parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
-        return self.optimizer_config(parameters, self.optimizer_factory, "autoencoder")
+        return optimizer_config(
+            parameters, self.optimizer_factory, self.scheduler_factory, self.device, "autoencoder"
+        )
 
     @classmethod
     def class_path(cls) -> str:

@@ -4,7 +4,7 @@ from typing import Any
 
 from torch import Tensor
 
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 from wae_lightning.models.vae import VAE
 
 

@@ -4,9 +4,8 @@ import logging
 
 import lightning as L
 import torch
-from torch import Tensor
 
-from wae_lightning.images import to_float_images
+from wae_lightning.core.images import to_float_images
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,8 @@ class EncoderPretraining(L.Callback):
         if trainer.global_step == 0:
             self.pretrain(trainer, pl_module)
 
-    def pretrain(self, trainer: L.Trainer, model: L.LightningModule) -> Tensor:
-        """Fit the codes' moments to the prior's; return the last loss."""
+    def pretrain(self, trainer: L.Trainer, model: L.LightningModule) -> None:
+        """Fit the codes' moments to the prior's, logging the last loss."""
         optimizer = model.optimizer_factory(model.encoder.parameters())
         loss = torch.zeros(())
         done = 0
@@ -51,6 +50,7 @@ class EncoderPretraining(L.Callback):
             for tensor in model.encoder.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
         log.info(
-            "Encoder pre-trained for %d steps; last mean/covariance loss %.4g", self.steps, loss
+            "Encoder pre-trained for %d steps; last mean/covariance loss %.4g",
+            self.steps,
+            loss.item(),
         )
-        return loss.detach()

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from wae_lightning.checks import check_non_negative
+from wae_lightning.core.checks import check_non_negative
 from wae_lightning.models.base import AutoEncoderModule
 
 DECODER_REGULARIZERS = ("l2", "gradient_penalty", "spectral_norm")

@@ -4,9 +4,9 @@ from typing import Any
 
 from torch import Tensor
 
-from wae_lightning.checks import check_count, check_non_negative
-from wae_lightning.losses import random_directions, sliced_wasserstein
+from wae_lightning.core.checks import check_count, check_non_negative
 from wae_lightning.models.base import AutoEncoderModule
+from wae_lightning.models.losses import random_directions, sliced_wasserstein
 
 POWERS = (1, 2)
 

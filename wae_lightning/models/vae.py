@@ -5,9 +5,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from wae_lightning.checks import check_non_negative
-from wae_lightning.losses import gaussian_kl_to_prior
+from wae_lightning.core.checks import check_non_negative
 from wae_lightning.models.base import AutoEncoderModule
+from wae_lightning.models.losses import gaussian_kl_to_prior
 
 
 class VAE(AutoEncoderModule):

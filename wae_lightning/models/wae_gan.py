@@ -6,9 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wae_lightning.checks import check_count, check_non_negative
+from wae_lightning.core.checks import check_count, check_non_negative
 from wae_lightning.models.base import AutoEncoderModule
-from wae_lightning.models.optimization import OptimizerFactory, check_learning_rate, learning_rate
+from wae_lightning.models.optimization import (
+    OptimizerFactory,
+    check_learning_rate,
+    learning_rate,
+    optimizer_config,
+)
 from wae_lightning.nets import LatentDiscriminator
 
 
@@ -124,7 +129,11 @@ class WAEGAN(AutoEncoderModule):
 
     def configure_optimizers(self) -> Any:
         autoencoder = super().configure_optimizers()
-        discriminator = self.optimizer_config(
-            self.discriminator.parameters(), self.discriminator_optimizer_factory, "discriminator"
+        discriminator = optimizer_config(
+            self.discriminator.parameters(),
+            self.discriminator_optimizer_factory,
+            self.scheduler_factory,
+            self.device,
+            "discriminator",
         )
         return [autoencoder, discriminator]

@@ -5,9 +5,9 @@ from typing import Any
 
 from torch import Tensor
 
-from wae_lightning.checks import check_non_negative
-from wae_lightning.losses import IMQ_SCALES, mmd_imq
+from wae_lightning.core.checks import check_non_negative
 from wae_lightning.models.base import AutoEncoderModule
+from wae_lightning.models.losses import IMQ_SCALES, mmd_imq
 
 
 class WAEMMD(AutoEncoderModule):

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from wae_lightning.checks import check_count
-from wae_lightning.images import ImageShape, check_image_shape
+from wae_lightning.core.checks import check_count
+from wae_lightning.core.images import ImageShape, check_image_shape
 
 MAX_BASE_SIDE = 8
 """The decoder's linear layer makes a map of at most this side, then doubles it to the image."""

@@ -2,7 +2,7 @@
 
 from torch import Tensor, nn
 
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 from wae_lightning.nets.mlp import hidden_layers
 
 

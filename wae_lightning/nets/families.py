@@ -16,8 +16,8 @@ from typing import Any
 from hydra.utils import instantiate
 from torch import nn
 
-from wae_lightning.checks import check_count
-from wae_lightning.images import ImageShape
+from wae_lightning.core.checks import check_count
+from wae_lightning.core.images import ImageShape
 from wae_lightning.nets.convolutional import ARCHITECTURES, Decoder, Encoder, halving
 from wae_lightning.nets.mlp import MLPDecoder, MLPEncoder
 

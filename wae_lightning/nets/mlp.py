@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from wae_lightning.checks import check_count
-from wae_lightning.images import check_image_shape
+from wae_lightning.core.checks import check_count
+from wae_lightning.core.images import check_image_shape
 
 
 def hidden_layers(width_in: int, width: int, depth: int) -> list[nn.Module]:

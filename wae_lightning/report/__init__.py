@@ -9,7 +9,7 @@ parameter count (``tables.py``), and figure panels that combine the models row b
 ``metrics.csv``.
 
 A multirun of ``wae_lightning.train`` writes this report into its folder when it ends
-(:class:`wae_lightning.sweep.SweepReport`). Jobs that failed or were interrupted are listed
+(:class:`wae_lightning.run.sweep.SweepReport`). Jobs that failed or were interrupted are listed
 with their reason.
 """
 

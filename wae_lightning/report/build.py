@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from wae_lightning import figures
+from wae_lightning.evaluation import figures
 from wae_lightning.report.collect import (
     ReportError,
     Run,
@@ -23,7 +23,7 @@ from wae_lightning.report.tables import (
     search_table,
     unfinished_table,
 )
-from wae_lightning.search import objective_panels, read_search
+from wae_lightning.run.search import objective_panels, read_search
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from wae_lightning.artifacts import (
+from wae_lightning.data import ImageSpec
+from wae_lightning.outputs.records import (
     EVALUATION_DIR,
     FAILURE_FILE,
     METRICS_FILE,
@@ -18,7 +19,6 @@ from wae_lightning.artifacts import (
     FigureData,
     TrainingRecord,
 )
-from wae_lightning.data import ImageSpec
 
 MODEL_ORDER = ("AE", "VAE", "beta-VAE", "WAE-GAN", "WAE-MMD", "SWAE", "RAE")
 """Column order of the models, by display name, each beside its variants; any other model

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wae_lightning import figures
-from wae_lightning.artifacts import FigureData
+from wae_lightning.evaluation import figures
+from wae_lightning.outputs.records import FigureData
 from wae_lightning.report.collect import ReportError, Run
 
 SAMPLES_PER_ROW = 10

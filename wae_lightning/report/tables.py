@@ -5,11 +5,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from wae_lightning.artifacts import TrainingRecord
+from wae_lightning.evaluation.features import describe_feature_network
 from wae_lightning.evaluation.metrics import INCEPTION_PREFIX, metric_infos, samplers_of
-from wae_lightning.features import describe_feature_network
+from wae_lightning.outputs.records import TrainingRecord
 from wae_lightning.report.collect import Run, UnfinishedJob
-from wae_lightning.search import SearchResult
+from wae_lightning.run.search import SearchResult
 
 
 def format_value(value: Any) -> str:
@@ -43,8 +43,8 @@ def metric_table(runs: list[Run]) -> Table:
         table.rows.append([label, *map(format_value, values)])
         table.best.append(set())
     written = [name for run in runs for name in run.evaluation.metrics]
-    model_metrics = {k: v for run in runs for k, v in run.evaluation.model_metrics.items()}
-    for name, info in metric_infos(samplers_of(written), model_metrics).items():
+    labels = {k: v for run in runs for k, v in run.evaluation.latent_metric_labels.items()}
+    for name, info in metric_infos(samplers_of(written), labels).items():
         values = [run.evaluation.metrics.get(name) for run in runs]
         if all(value is None for value in values):
             continue

@@ -7,7 +7,7 @@ import torch
 import zuko
 from torch import Tensor
 
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 from wae_lightning.samplers.base import LatentSampler, check_codes
 
 OPTION = "evaluation.samplers.flow"

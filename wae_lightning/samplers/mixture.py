@@ -13,7 +13,7 @@ import torch
 from sklearn.mixture import GaussianMixture
 from torch import Tensor
 
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 from wae_lightning.samplers.base import LatentSampler, check_codes
 
 

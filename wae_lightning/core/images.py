@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from wae_lightning.checks import check_count
+from wae_lightning.core.checks import check_count
 
 ImageShape = tuple[int, int, int]
 """(channels, height, width) of the images a network reads or writes."""

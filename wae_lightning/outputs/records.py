@@ -135,8 +135,9 @@ class EvaluationRecord:
     evaluation_seconds: float | None = None
     samplers: dict[str, str] = field(default_factory=dict)
     """What each sampler draws from, by name (its ``description``)."""
-    model_metrics: dict[str, str] = field(default_factory=dict)
-    """The metrics only this model measures (its ``latent_metric_labels``), with their labels."""
+    latent_metric_labels: dict[str, str] = field(default_factory=dict)
+    """The metrics only this model measures, with their labels (the model's own
+    ``latent_metric_labels``)."""
 
     @property
     def spec(self) -> ImageSpec:
@@ -159,8 +160,10 @@ class EvaluationRecord:
         if missing:
             raise KeyError(f"no {', '.join(missing)}")
         values["metrics"] = current_metric_names(values["metrics"])
-        if "model_metrics" not in values and "active_units" in values["metrics"]:
-            values["model_metrics"] = LEGACY_MODEL_METRICS
+        if "model_metrics" in values:  # the name this field had in 0.1.0
+            values.setdefault("latent_metric_labels", values.pop("model_metrics"))
+        if "latent_metric_labels" not in values and "active_units" in values["metrics"]:
+            values["latent_metric_labels"] = dict(LEGACY_LATENT_METRIC_LABELS)
         return cls(**_known_fields(cls, values))
 
 
@@ -181,7 +184,7 @@ def current_sampler_name(name: str) -> str:
     return "mixture" if name == "gmm" else name
 
 
-LEGACY_MODEL_METRICS = {"active_units": "active latent units"}
+LEGACY_LATENT_METRIC_LABELS = {"active_units": "active latent units"}
 """The one model-specific metric evaluations wrote before they recorded their labels."""
 
 

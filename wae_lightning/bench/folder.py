@@ -1,7 +1,7 @@
 """An image folder's two storages: the decoded cache in memory, against streaming (decoding
 each image every epoch with DataLoader workers).
 
-    python -m wae_lightning.bench_folder DIR --image-size 64
+    python -m wae_lightning.bench.folder DIR --image-size 64
 
 Both are the data module's own paths (``data.storage=memory`` and ``data.storage=stream``) and
 give the same uint8 images of the same training split; decoding once and writing the cache is
@@ -18,9 +18,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from wae_lightning.core.images import to_float_images
 from wae_lightning.data import ImageFolderDataModule
 from wae_lightning.data.spec import ImageSpec
-from wae_lightning.images import to_float_images
 from wae_lightning.models import AE
 from wae_lightning.nets import ConvolutionalNetworks
 

@@ -12,11 +12,11 @@ import torch
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig
 
-from wae_lightning.artifacts import EVALUATION_DIR, TrainingRecord
 from wae_lightning.callbacks import RunInterrupted, SignalStop
 from wae_lightning.evaluation import Evaluator
 from wae_lightning.models import AutoEncoderModule
-from wae_lightning.resume import newest_checkpoint, resume_command
+from wae_lightning.outputs.records import EVALUATION_DIR, TrainingRecord
+from wae_lightning.run.resume import newest_checkpoint, resume_command
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from wae_lightning.artifacts import TrainingRecord
-from wae_lightning.checkpoints import INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT
+from wae_lightning.outputs.checkpoint_format import INTERRUPTED_CHECKPOINT, LAST_CHECKPOINT
+from wae_lightning.outputs.records import TrainingRecord
 
 log = logging.getLogger(__name__)
 

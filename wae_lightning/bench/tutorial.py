@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_tensor
 
-from wae_lightning.losses import gaussian_kl_to_prior, mmd_imq
+from wae_lightning.models.losses import gaussian_kl_to_prior, mmd_imq
 from wae_lightning.nets import Decoder, Encoder, LatentDiscriminator
 
 

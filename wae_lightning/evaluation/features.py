@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from wae_lightning.data import ImageDataModule, ImageSpec
-from wae_lightning.feature_networks import FeatureClassifier, FrozenFeatures
+from wae_lightning.evaluation.feature_networks import FeatureClassifier, FrozenFeatures
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,11 @@ import torch
 from torch import Tensor
 from torch.utils.benchmark import Timer
 
-from wae_lightning.bench_tutorial import tutorial_loop
+from wae_lightning.bench.tutorial import tutorial_loop
 from wae_lightning.data import MNISTDataModule
 from wae_lightning.models import AE, VAE, WAEGAN, WAEMMD
 from wae_lightning.nets import ConvolutionalNetworks
-from wae_lightning.precision import choose_precision, detect
+from wae_lightning.run.precision import choose_precision, detect
 
 MODELS = {"ae": AE, "vae": VAE, "wae_gan": WAEGAN, "wae_mmd": WAEMMD}
 
@@ -169,7 +169,7 @@ def divergence_check_cost(model: str, args: argparse.Namespace) -> tuple[float, 
             "terms.note_nonfinite(values, 0)",
             globals={"terms": module.epoch_terms, "values": values},
         ),
-        Timer("module.nonfinite_training_terms()", globals={"module": module}),
+        Timer("terms.nonfinite_training_terms()", globals={"terms": module.epoch_terms}),
     )
     note, read = (timer.blocked_autorange(min_run_time=1).median * 1e6 for timer in timers)
     return note, read

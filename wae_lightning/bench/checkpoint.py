@@ -1,6 +1,6 @@
 """What a checkpoint costs: writing and verifying one, against a plain ``torch.save``.
 
-    python -m wae_lightning.bench_checkpoint --data-dir ../shared/data --model wae_gan
+    python -m wae_lightning.bench.checkpoint --data-dir ../shared/data --model wae_gan
 
 A run writes ``last.ckpt`` after every epoch and the best checkpoint whenever the validation
 loss improves, each through :class:`VerifiedCheckpointIO` (a temporary file, fsync, every zip
@@ -23,10 +23,10 @@ import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from wae_lightning.bench import MODELS
-from wae_lightning.checkpoints import VerifiedCheckpointIO
+from wae_lightning.bench.training import MODELS
 from wae_lightning.data import MNISTDataModule
 from wae_lightning.nets import ConvolutionalNetworks
+from wae_lightning.outputs.checkpoint_format import VerifiedCheckpointIO
 
 
 def median_seconds(save, repeats: int) -> float:

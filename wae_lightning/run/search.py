@@ -13,8 +13,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from wae_lightning import figures
-from wae_lightning.artifacts import TrainingRecord
+from wae_lightning.evaluation import figures
+from wae_lightning.outputs.records import TrainingRecord
 
 RESULTS_FILE = "optimization_results.yaml"
 

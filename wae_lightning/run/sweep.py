@@ -17,7 +17,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from wae_lightning.artifacts import FailureRecord
+from wae_lightning.outputs.records import FailureRecord
 from wae_lightning.report import ReportError, report
 
 log = logging.getLogger(__name__)

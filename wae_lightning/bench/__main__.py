@@ -1,0 +1,3 @@
+from wae_lightning.bench.training import main
+
+main()
