@@ -21,6 +21,10 @@ def test_the_docs_site_builds_strictly(tmp_path):
     api_page = (tmp_path / "api" / "models" / "index.html").read_text()
     assert "encoder_pretraining_steps" in api_page  # the docstrings are rendered
     assert (tmp_path / "architecture" / "index.html").is_file()
+    # MkDocs Material, with the stylesheet that lets wide tables wrap instead of scrolling
+    evaluation_page = (tmp_path / "evaluation" / "index.html").read_text()
+    assert "md-typeset" in evaluation_page and "stylesheets/tables.css" in evaluation_page
+    assert "overflow-wrap: anywhere" in (tmp_path / "stylesheets" / "tables.css").read_text()
 
 
 def test_every_local_link_of_the_readme_exists():

@@ -112,11 +112,21 @@ def test_the_installed_commands_run_from_an_empty_folder(installed, tmp_path):
     assert report.returncode == 0 and "report.html" in report.stdout
 
     trained = run_script(
-        installed, "wae-train", f"paths.data_dir={DATA_DIR}", *TINY_OVERRIDES, cwd=tmp_path
-    )
+        installed, "wae-train", f"paths.data_dir={DATA_DIR}", *TINY_OVERRIDES, "evaluate=true",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
-    (metrics,) = (tmp_path / "logs" / "train" / "runs").glob("*/metrics.json")
-    assert '"status": "completed"' in metrics.read_text()
+    (run,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    assert '"status": "completed"' in (run / "metrics.json").read_text()
+    (checkpoint,) = (run / "checkpoints").glob("epoch_*.ckpt")
+    sampled = run_script(
+        installed, "wae-sample", f"ckpt_path={checkpoint}", "n=3", "sampler=mixture", cwd=tmp_path
+    )
+    assert sampled.returncode == 0, sampled.stderr[-2000:]
+    assert len(list((run / "samples" / "mixture").glob("sample_*.png"))) == 3
+    reported = run_script(installed, "wae-report", str(run), "--output", "report", cwd=tmp_path)
+    assert reported.returncode == 0, reported.stderr[-2000:]
+    assert (tmp_path / "report" / "report.html").is_file()
 
 
 def test_a_users_config_dir_extends_the_packaged_configs(installed, tmp_path):

@@ -51,6 +51,16 @@ def trainer_callbacks(cfg: DictConfig) -> list[L.Callback]:
     return [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
 
 
+def describe_parameters(model: AutoEncoderModule) -> str:
+    """The model's trainable parameters, network by network, in one line."""
+    counts = {
+        name: sum(p.numel() for p in child.parameters() if p.requires_grad)
+        for name, child in model.named_children()
+    }
+    networks = ", ".join(f"{name} {count:,}" for name, count in counts.items() if count)
+    return f"{type(model).__name__}: {sum(counts.values()):,} parameters ({networks})"
+
+
 def check_run_settings(cfg: DictConfig, model: AutoEncoderModule, labeled: bool) -> None:
     """Refuse, before training, a run that cannot produce what it is asked for."""
     if not cfg.train and not cfg.test:
@@ -105,6 +115,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_checkpoint_matches(cfg.ckpt_path, model)
         warn_if_resumed_elsewhere(Path(cfg.ckpt_path), output_dir)
 
+    log.info("%s", describe_parameters(model))
     why = resolve_precision(cfg.trainer)
     log.info("Training precision %s: %s", cfg.trainer.precision, why)
     loggers = instantiate_group(cfg.get("logger"))

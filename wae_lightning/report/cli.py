@@ -3,13 +3,14 @@
 import argparse
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from wae_lightning.report.build import report
 from wae_lightning.report.collect import ReportError
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``wae-report`` command: it prints where the report was written (and returns None,
+    so that its console script exits with status 0)."""
     parser = argparse.ArgumentParser(
         prog="python -m wae_lightning.report",
         description="Compare evaluated runs: a table and figure panels per dataset, written as "
@@ -28,4 +29,3 @@ def main(argv: Sequence[str] | None = None) -> Path:
     except ReportError as error:
         parser.error(str(error))
     print(f"Report written: {html_file}")
-    return html_file

@@ -88,14 +88,29 @@ class RunStages:
             best_checkpoint=best,
         )
         self.stopper.raise_if_received()  # a signal in the last validation: stop before testing
+        log.info(
+            "Fitted to epoch %d (step %d) in %.1f s; best checkpoint %s",
+            trainer.current_epoch,
+            trainer.global_step,
+            self.summary.fit_seconds,
+            best or "none",
+        )
         if not best:
             log.warning("No best checkpoint was saved (no validation?): testing the final weights.")
         return best or None
 
     def test(self, checkpoint: str | None) -> None:
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=checkpoint)
-        self.summary.metrics.update(
-            {name: float(value) for name, value in self.trainer.callback_metrics.items()}
+        self.trainer.test(
+            self.model, datamodule=self.datamodule, ckpt_path=checkpoint, verbose=False
+        )
+        tested = {name: float(value) for name, value in self.trainer.callback_metrics.items()}
+        self.summary.metrics.update(tested)
+        log.info(
+            "Tested %s: %s",
+            checkpoint or "the final weights",
+            ", ".join(
+                f"{name} {value:.4g}" for name, value in tested.items() if name.startswith("test/")
+            ),
         )
         self.record("tested", tested_checkpoint=checkpoint or "final weights")
 
