@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import wae_lightning
 from tests.conftest import DATA_DIR, REPO, TINY_OVERRIDES
@@ -187,3 +188,20 @@ def test_the_release_files_name_the_packages_version():
         'dynamic = ["version"]' in pyproject
         and "version =" not in pyproject.split("[tool.setuptools.dynamic]")[0]
     )
+
+
+def test_the_build_lists_every_package_and_every_config_group():
+    """A folder left out of ``packages`` would be missing from every non-editable install."""
+    settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    code = {
+        ".".join(path.relative_to(REPO).parts)
+        for path in [REPO / "wae_lightning", *(REPO / "wae_lightning").rglob("*")]
+        if path.is_dir() and any(path.glob("*.py"))
+    }
+    configs = {
+        ".".join(("wae_lightning", *path.relative_to(REPO).parts))
+        for path in [REPO / "conf", *(REPO / "conf").rglob("*")]
+        if path.is_dir() and any(path.glob("*.yaml"))
+    }
+    assert set(settings["packages"]) == code | configs
+    assert settings["package-dir"] == {"wae_lightning.conf": "conf"}
