@@ -259,6 +259,17 @@ def evaluate_config(ckpt_path: Path, output_dir: Path, classifier_cache: Path, *
     return cfg
 
 
+def same_values(a, b) -> bool:
+    """Nested dicts, lists, tensors and plain values, compared exactly."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(map(same_values, a, b))
+    if torch.is_tensor(a) and torch.is_tensor(b):
+        return torch.equal(a, b)
+    return a == b
+
+
 def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
     evaluated_run, classifier_cache, tmp_path
 ):
@@ -267,6 +278,7 @@ def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
     checkpoint = Path(first["checkpoint"])
     again = evaluate(evaluate_config(checkpoint, tmp_path / "again", classifier_cache))
     assert again.metrics == first["metrics"] and again.dataset == "mnist"
+    kept = read_checkpoint(checkpoint)[SAMPLERS_KEY]
     other = evaluate(
         evaluate_config(
             checkpoint,
@@ -278,6 +290,15 @@ def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
     )
     assert other.dataset == "fashion_mnist" and other.metrics != first["metrics"]
     assert (tmp_path / "fashion" / "figures" / "tsne.png").is_file()
+    # its TensorBoard events go beside it: the run's own projector still lists MNIST's codes
+    assert (tmp_path / "fashion" / "tensorboard" / "projector_config.pbtxt").is_file()
+    labels = [
+        metadata.read_text().splitlines()[0]
+        for metadata in (output_dir / "tensorboard").glob("*/test_codes/metadata.tsv")
+    ]
+    assert labels and set(labels) == {"7 - seven"}
+    # and the checkpoint keeps the samplers fitted to its own data's codes
+    assert same_values(read_checkpoint(checkpoint)[SAMPLERS_KEY], kept)
 
 
 def test_the_data_sets_side_of_fid_is_cached_and_gives_the_same_numbers(

@@ -57,7 +57,9 @@ def evaluate(cfg: DictConfig) -> EvaluationRecord:
         output_dir = run_dir / name
     else:
         output_dir = Path(cfg.paths.output_dir) / EVALUATION_DIR
-    writer = SummaryWriter(str((run_dir or output_dir) / "tensorboard"))
+    # on other data, its own TensorBoard folder: the run's projector must not be replaced
+    events_dir = run_dir if run_dir is not None and not other_data else output_dir
+    writer = SummaryWriter(str(events_dir / "tensorboard"))
     try:
         summary = evaluator.run(
             model,
@@ -66,6 +68,7 @@ def evaluate(cfg: DictConfig) -> EvaluationRecord:
             writer=writer,
             run_dir=run_dir,
             checkpoint=str(checkpoint_path),
+            keep_fitted_samplers=not other_data,
         )
     finally:
         writer.close()

@@ -89,13 +89,15 @@ class Evaluator:
         run_dir: str | Path | None = None,
         step: int = 0,
         checkpoint: str | None = None,
+        keep_fitted_samplers: bool = True,
     ) -> EvaluationRecord:
         """Evaluate ``model`` on ``datamodule``'s test split; write everything to ``output_dir``.
 
         ``run_dir`` is the training run's folder, whose logs give the training curves;
         ``writer`` receives the metrics (``eval/...``) and figures at ``step``. The samplers
         fitted to the training codes are kept in ``checkpoint``, when that is the file
-        the model's weights came from. Returns the record that is also written to
+        the model's weights came from (not with ``keep_fitted_samplers=False``: an evaluation on
+        other data than the checkpoint's leaves its samplers as they were). Returns the record that is also written to
         ``output_dir/metrics.json``.
         """
         start = time.perf_counter()
@@ -138,7 +140,7 @@ class Evaluator:
             latent_metric_labels=dict(model.latent_metric_labels),
         )
         record.write(output_dir)
-        if checkpoint is not None and Path(checkpoint).is_file():
+        if keep_fitted_samplers and checkpoint is not None and Path(checkpoint).is_file():
             try:
                 keep_samplers(checkpoint, model)
                 log.info("The fitted samplers are kept in %s", checkpoint)
