@@ -9,12 +9,13 @@ Hydra turns an exception of a callback into a warning and goes on, so the refusa
 
 import logging
 import os
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from wae_lightning.core.configs import config_folders
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,8 @@ def shadowed_config_files(config: DictConfig) -> list[Path]:
     """A user's config files (``--config-dir``, ``hydra.searchpath``) that Hydra does not read
     because the packaged configs hold a file of the same path."""
     sources = config.hydra.runtime.config_sources
-    main = next(source for source in sources if source.provider == "main")
-    packaged = Path(str(files(main.path.replace("/", "."))))
-    own = [Path(source.path) for source in sources if source.schema == "file"]
+    (packaged,) = config_folders([source for source in sources if source.provider == "main"])
+    own = config_folders(sources, schema="file")
     return [
         path
         for folder in own

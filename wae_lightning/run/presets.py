@@ -2,11 +2,12 @@
 (``conf/experiment_data/<preset>_<data>.yaml``) was tuned for those data sets only, and on other
 data it is refused unless the values those files set are given."""
 
-from importlib.resources import files
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from wae_lightning.core.configs import config_folders
 
 
 def leaf_paths(node: dict, prefix: str = "") -> list[str]:
@@ -18,25 +19,11 @@ def leaf_paths(node: dict, prefix: str = "") -> list[str]:
     return paths
 
 
-def config_folders() -> list[Path]:
-    """The folders this run's configs were composed from: the packaged ones and a user's own
-    (``--config-dir``, ``hydra.searchpath``)."""
-    folders = []
-    for source in HydraConfig.get().runtime.config_sources:
-        if source.provider == "hydra":
-            continue
-        if source.schema == "file":
-            folders.append(Path(source.path))
-        elif source.schema == "pkg":
-            folders.append(Path(str(files(source.path.replace("/", ".")))))
-    return folders
-
-
 def group_files(group: str, pattern: str = "*.yaml") -> dict[str, Path]:
     """A config group's files by option name, from every folder this run composes from."""
     return {
         path.stem: path
-        for folder in reversed(config_folders())
+        for folder in reversed(config_folders(HydraConfig.get().runtime.config_sources))
         for path in sorted((folder / group).glob(pattern))
     }
 
