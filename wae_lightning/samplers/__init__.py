@@ -1,5 +1,5 @@
 """Latent samplers: where the codes of generated images come from (the prior, a Gaussian
-mixture or a normalizing flow fitted to the training codes)."""
+mixture, a normalizing flow or a latent diffusion model fitted to the training codes)."""
 
 from wae_lightning.samplers.base import (
     LatentSampler,
@@ -7,11 +7,13 @@ from wae_lightning.samplers.base import (
     sampler_from_record,
     sampler_record,
 )
+from wae_lightning.samplers.diffusion import DiffusionSampler
 from wae_lightning.samplers.flow import FlowSampler
 from wae_lightning.samplers.mixture import MixtureSampler
 from wae_lightning.samplers.prior import PriorSampler
 
 __all__ = [
+    "DiffusionSampler",
     "FlowSampler",
     "LatentSampler",
     "MixtureSampler",

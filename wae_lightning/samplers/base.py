@@ -31,13 +31,22 @@ class LatentSampler(ABC):
     def fit(self, codes: Tensor, seed: int) -> None:
         """Fit to ``codes`` (N, d) of training images, every random choice drawn from ``seed``."""
 
+    def fit_metrics(self) -> dict[str, float]:
+        """What the fit chose or measured (a mixture's size), for the evaluation's metrics."""
+        return {}
+
+    def fit_metric_labels(self) -> dict[str, str]:
+        """The label of each of ``fit_metrics``, known before fitting."""
+        return {}
+
     @abstractmethod
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` codes (float32, on the CPU), drawn with ``generator`` when one is given."""
 
     @abstractmethod
     def log_prob(self, codes: Tensor) -> Tensor:
-        """The log-density (nats) of each of ``codes`` (N, d): (N,) float64."""
+        """The log-density (nats) of each of ``codes`` (N, d): (N,) float64; a sampler without
+        a tractable density gives a lower bound of it."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
