@@ -1,6 +1,7 @@
 """Evaluation: the FID feature network, the metrics, the figures and `python -m wae_lightning.evaluate`."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,14 @@ from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from tests.conftest import CONF_DIR, DATA_DIR, MNIST_SHAPE, TINY_CLASSIFIER, TINY_EVALUATION
+from tests.conftest import (
+    CONF_DIR,
+    DATA_DIR,
+    MNIST_SHAPE,
+    TINY_CLASSIFIER,
+    TINY_EVALUATION,
+    measured,
+)
 from wae_lightning.core.images import to_float_images
 from wae_lightning.data import MNISTDataModule
 from wae_lightning.evaluate import evaluate
@@ -31,7 +39,7 @@ from wae_lightning.outputs.checkpoint_format import (
 )
 from wae_lightning.outputs.checkpoints import current_hyperparameters, data_module_of, load_model
 from wae_lightning.outputs.records import FIGURE_DATA_FILE, EvaluationRecord, FigureData
-from wae_lightning.samplers import FlowSampler, MixtureSampler
+from wae_lightning.samplers import DiffusionSampler, FlowSampler, MixtureSampler
 from wae_lightning.train import train
 
 RUN_FIGURES = {
@@ -151,10 +159,13 @@ def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     evaluation = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
     model = VAE(image_shape=MNIST_SHAPE, n_z=4, net=ConvolutionalNetworks(dim_h=4))
     samplers = ("prior", "mixture", "flow")
-    expected = set(metric_names(model, samplers[1:])) | {
-        f"kid_{s}_std" for s in ("recon", *samplers)
+    # the mixture's size chosen from the tiny grid [2, 5, 10] by held-out codes
+    chosen = {f"heldout_nll_k{k}_mixture": "" for k in (2, 5, 10)} | {"components_mixture": ""}
+    expected = set(metric_names(model, samplers[1:], sampler_metric_labels=chosen)) | {
+        f"kid_{s}_std" for s in ("recon", "train_recon", *samplers)
     }
     assert set(evaluation["metrics"]) == expected
+    assert set(evaluation["sampler_metric_labels"]) == set(chosen)
     assert all(np.isfinite(value) for value in evaluation["metrics"].values())
     for name, value in evaluation["metrics"].items():
         assert metrics[f"eval/{name}"] == value  # also in the run's metrics.json, for sweepers
@@ -164,6 +175,13 @@ def test_a_run_writes_every_metric_and_figure_of_its_evaluation(evaluated_run):
     assert 0 <= values["active_units"] <= 4
     # the fitted samplers describe the codes better than the prior the VAE was pulled towards
     assert values["nll_mixture"] < values["nll_prior"] and values["nll_flow"] < values["nll_prior"]
+    chosen_nll = values[f"heldout_nll_k{int(values['components_mixture'])}_mixture"]
+    assert chosen_nll == min(values[name] for name in chosen if name.startswith("heldout"))
+    # the copy ceiling and every sampler are read in the same measures
+    for name in ("train_recon", *samplers):
+        for metric in ("precision", "recall", "density", "coverage", "copy_rate", "class_tv"):
+            assert 0 <= values[f"{metric}_{name}"] <= (10 if metric == "density" else 1)
+    assert values["fit_seconds_mixture"] > 0 and values["fit_seconds_flow"] > 0
     assert list(evaluation["samplers"]) == list(samplers)
     assert evaluation["test_images"] == 400 and evaluation["feature_classifier"]["accuracy"] > 0.5
     assert {p.name for p in (output_dir / "evaluation" / "figures").iterdir()} == RUN_FIGURES
@@ -228,7 +246,7 @@ def test_the_evaluated_checkpoint_keeps_its_fitted_samplers(evaluated_run):
     model = load_model(evaluation["checkpoint"]).eval()
     mixture, flow = model.samplers["mixture"], model.samplers["flow"]
     assert isinstance(mixture, MixtureSampler) and isinstance(flow, FlowSampler)
-    assert mixture.means.shape == (10, 4)  # 10 components in n_z 4
+    assert mixture.means.shape == (evaluation["metrics"]["components_mixture"], 4)  # in n_z 4
     assert mixture.fitted_codes == flow.fitted_codes == 400  # evaluation.train_images
     assert flow.steps == 20  # the settings it was fitted with
     prior = model.sample(8, torch.Generator().manual_seed(3))
@@ -277,7 +295,8 @@ def test_evaluating_a_checkpoint_again_gives_the_same_numbers(
     first = json.loads((output_dir / "evaluation" / "metrics.json").read_text())
     checkpoint = Path(first["checkpoint"])
     again = evaluate(evaluate_config(checkpoint, tmp_path / "again", classifier_cache))
-    assert again.metrics == first["metrics"] and again.dataset == "mnist"
+    assert measured(again.metrics) == measured(first["metrics"]) and again.dataset == "mnist"
+    assert set(again.metrics) == set(first["metrics"])
     kept = read_checkpoint(checkpoint)[SAMPLERS_KEY]
     other = evaluate(
         evaluate_config(
@@ -319,7 +338,7 @@ def test_the_data_sets_side_of_fid_is_cached_and_gives_the_same_numbers(
     caplog.clear()
     computed = evaluate(evaluate_config(checkpoint, tmp_path / "computed", classifier_cache))
     assert "read from" not in caplog.text
-    assert cached.metrics == computed.metrics == first["metrics"]
+    assert measured(cached.metrics) == measured(computed.metrics) == measured(first["metrics"])
     # another test-image count is another reference
     fewer = evaluate(
         evaluate_config(
@@ -367,8 +386,8 @@ def test_the_samplers_are_fitted_to_a_seeded_subset_of_the_training_codes(
             ("all", ["evaluation.sampler_fit_images=null"]),
         )
     ]
-    assert runs[0].metrics == runs[1].metrics  # seeded
-    assert runs[2].metrics == first["metrics"]  # all 400 training images: the default
+    assert measured(runs[0].metrics) == measured(runs[1].metrics)  # seeded
+    assert measured(runs[2].metrics) == measured(first["metrics"])  # all 400: the default
 
 
 def test_the_reference_floor_is_the_same_for_models_of_any_latent_size(
@@ -425,8 +444,18 @@ def test_a_feature_classifier_too_weak_for_fid_stops_the_run_before_it_trains(
         ),
         (
             "evaluation.sampler_fit_images=5",
-            r"samplers.mixture needs at least 10 codes.*evaluation.sampler_fit_images gives 5",
+            r"samplers.mixture needs at least 13 codes.*evaluation.sampler_fit_images gives 5",
         ),
+        (  # 500 components need 556 codes beside the 10% held out
+            "evaluation.samplers.mixture.grid=[10,500]",
+            r"samplers.mixture needs at least 557 codes to fit, but evaluation.train_images gives",
+        ),
+        ("evaluation.samplers.mixture.grid=[]", "grid must be a non-empty list"),
+        ("evaluation.samplers.mixture.grid=[50,10]", "grid must increase"),
+        ("evaluation.samplers.mixture.covariance=tied", "covariance must be one of"),
+        ("evaluation.nearest_neighbours=400", r"nearest_neighbours \(400\) needs more than"),
+        ("evaluation.nearest_neighbours=0", "nearest_neighbours must be an integer >= 1"),
+        ("evaluation.near_copy_quantile=1.5", r"near_copy_quantile must be a share in \(0, 1\)"),
         ("evaluation.samplers.mixture.components=0", "components must be an integer >= 1"),
         ("evaluation.samplers.flow.transforms=0", "transforms must be an integer in"),
         ("evaluation.samplers.flow.lr=2", r"lr must be in \(0, 1\).*samplers.flow.lr"),
@@ -526,7 +555,7 @@ def test_a_users_inception_weights_give_separately_named_fids(
             f"evaluation.inception_weights={inception_weights}",
         )
     )
-    inception_metrics = [f"inception_fid_{s}" for s in ("prior", "mixture", "flow")]
+    inception_metrics = [f"inception_fid_{s}" for s in ("train_recon", "prior", "mixture", "flow")]
     assert set(inception_metrics) <= set(record.metrics)
     assert all(record.metrics[name] > 0 for name in inception_metrics)
     # the classifier's FIDs are the same numbers without the Inception metrics
@@ -536,7 +565,8 @@ def test_a_users_inception_weights_give_separately_named_fids(
         )
     )
     assert not set(inception_metrics) & set(plain.metrics)
-    assert {k: v for k, v in record.metrics.items() if k not in inception_metrics} == plain.metrics
+    classifiers = {k: v for k, v in record.metrics.items() if k not in inception_metrics}
+    assert measured(classifiers) == measured(plain.metrics)
 
     # greyscale digits are seen in colour: a set against itself is at distance 0, against noise not
     digits = to_float_images(mnist.first("test", 40)[0])
@@ -613,3 +643,48 @@ def test_an_evaluation_folder_of_version_0_1_still_reads_its_model_metrics(evalu
     old_dir.mkdir()
     (old_dir / "metrics.json").write_text(json.dumps({**evaluation, "model_metrics": labels}))
     assert EvaluationRecord.read(old_dir).latent_metric_labels == labels
+
+
+TINY_DIFFUSION = (
+    "evaluation=diffusion",
+    "evaluation.samplers.diffusion.width=16",
+    "evaluation.samplers.diffusion.steps=20",
+    "evaluation.samplers.diffusion.sampling_steps=5",
+    "evaluation.samplers.diffusion.bound_timesteps=2",
+)
+
+
+def test_the_diffusion_evaluation_scores_a_latent_diffusion_sampler_and_keeps_it(
+    evaluated_run, classifier_cache, tmp_path
+):
+    output_dir, _ = evaluated_run
+    checkpoint = tmp_path / "model.ckpt"
+    shutil.copy(output_dir / "checkpoints" / "last.ckpt", checkpoint)
+    record = evaluate(
+        evaluate_config(checkpoint, tmp_path / "evaluation", classifier_cache, *TINY_DIFFUSION)
+    )
+    for metric in ("fid", "precision", "coverage", "copy_rate", "nll", "fit_seconds"):
+        assert np.isfinite(record.metrics[f"{metric}_diffusion"])
+    model = load_model(checkpoint)
+    diffusion = model.samplers["diffusion"]
+    assert isinstance(diffusion, DiffusionSampler) and diffusion.sampling_steps == 5
+    twice = [model.sample(6, torch.Generator().manual_seed(1), sampler="diffusion") for _ in "ab"]
+    assert torch.equal(twice[0], twice[1])
+
+
+def test_diffusion_settings_out_of_range_are_refused_before_fitting(
+    evaluated_run, classifier_cache, tmp_path
+):
+    output_dir, _ = evaluated_run
+    cfg = evaluate_config(
+        output_dir / "checkpoints" / "last.ckpt",
+        tmp_path / "evaluation",
+        classifier_cache,
+        *TINY_DIFFUSION,
+        "evaluation.samplers.diffusion.sampling_steps=5000",
+    )
+    with pytest.raises(
+        InstantiationException, match=r"sampling_steps must be an integer in \[1, 1000\]"
+    ):
+        evaluate(cfg)
+    assert not (tmp_path / "evaluation").exists()

@@ -1,7 +1,7 @@
 """How an evaluation walks through image and code tensors: in batches, on its device, with a
 progress bar."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor
@@ -16,10 +16,13 @@ class EvaluationBatches:
     def __init__(self, batch_size: int, device: torch.device, progress: bool) -> None:
         self.batch_size, self.device, self.progress = batch_size, device, progress
 
+    def progress_bar(self, items: Iterable, what: str, total: int | None = None) -> Iterable:
+        """``items`` with a progress bar saying ``what`` is done, when progress is shown."""
+        return tqdm(items, desc=what, total=total, disable=not self.progress, leave=False)
+
     def slices(self, tensor: Tensor, what: str) -> Iterator[Tensor]:
         """Slices of ``batch_size`` along the first dimension, with a progress bar."""
-        starts = range(0, len(tensor), self.batch_size)
-        for start in tqdm(starts, desc=what, disable=not self.progress, leave=False):
+        for start in self.progress_bar(range(0, len(tensor), self.batch_size), what):
             yield tensor[start : start + self.batch_size]
 
     def map(self, function: Callable[[Tensor], Tensor], inputs: Tensor, what: str) -> Tensor:

@@ -9,7 +9,10 @@ gives the same numbers:
   N(0, sigma^2 I) and those fitted to the training codes (a Gaussian mixture and a normalizing
   flow by default: a plain AE has no prior of its own), against the test images, in the
   features of a network trained on the data set (``features.py``), and optionally in a user's
-  own Inception-v3 weights; each sampler's negative log-likelihood of the test codes;
+  own Inception-v3 weights; in the same features their precision, recall, density, coverage,
+  near-copy rate and class spread (``sample_quality.py``), beside the same metrics of the copy
+  ceiling, reconstructions of as many training images; each sampler's negative log-likelihood
+  of the test codes and its fit time;
 - the latent space: MMD between the test codes and prior samples; the model's own latent
   metrics (the VAE's active units).
 
@@ -31,6 +34,7 @@ import torch
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from wae_lightning.core.images import to_float_images
 from wae_lightning.data import ImageDataModule
 from wae_lightning.evaluation.batching import EvaluationBatches
 from wae_lightning.evaluation.curves import training_curves
@@ -39,6 +43,7 @@ from wae_lightning.evaluation.feature_networks import FrozenFeatures
 from wae_lightning.evaluation.features import load_feature_network
 from wae_lightning.evaluation.figure_inputs import figure_data
 from wae_lightning.evaluation.metrics import (
+    COPY_CEILING,
     DIVERGED_FIX,
     EvaluationError,
     FeatureDistances,
@@ -46,9 +51,18 @@ from wae_lightning.evaluation.metrics import (
     ReconstructionPass,
     require_finite,
 )
-from wae_lightning.evaluation.reference import dataset_reference, feature_distances
+from wae_lightning.evaluation.reference import (
+    dataset_reference,
+    feature_distances,
+    floor_indices,
+)
 from wae_lightning.evaluation.run_figures import draw_run_figures
-from wae_lightning.evaluation.sampler_fitting import fit_samplers, training_codes
+from wae_lightning.evaluation.sample_quality import SampleQuality
+from wae_lightning.evaluation.sampler_fitting import (
+    fit_samplers,
+    sampler_metric_labels,
+    training_codes,
+)
 from wae_lightning.evaluation.settings import EvaluationSettings
 from wae_lightning.models.base import AutoEncoderModule
 from wae_lightning.models.losses import mmd_imq
@@ -138,6 +152,7 @@ class Evaluator:
             evaluation_seconds=round(time.perf_counter() - start, 1),
             samplers={name: s.description for name, s in model.samplers.items()},
             latent_metric_labels=dict(model.latent_metric_labels),
+            sampler_metric_labels=sampler_metric_labels(self.settings),
         )
         record.write(output_dir)
         if keep_fitted_samplers and checkpoint is not None and Path(checkpoint).is_file():
@@ -203,13 +218,24 @@ class Evaluator:
 
         if settings.samplers:
             train_codes = training_codes(settings, self.batching, model, datamodule, train_count)
-            fit_samplers(settings, model, train_codes)
+            metrics |= fit_samplers(settings, model, train_codes)
         codes, samples = self.generate(model)
-        metrics |= self.sample_scores(model, distances, test_codes, samples)
+        quality = SampleQuality(
+            reference.test_features,
+            reference.train_features,
+            settings.nearest_neighbours,
+            settings.near_copy_quantile,
+            test_labels if spec.labeled else None,
+            len(spec.class_names) if spec.labeled else 0,
+        )
+        copies = self.copies(model, datamodule, floor_indices(settings, train_count))
+        image_sets = {COPY_CEILING: copies, **samples}
+        metrics |= self.image_set_scores(features, distances, quality, image_sets, spec.labeled)
+        metrics |= self.sampler_scores(model, test_codes)
         metrics["fid_train_images"] = reference.fid_train_images
         if inception is not None:
-            for name, images in samples.items():
-                batches = self.batching.on_device(images, f"Inception features of {name} samples")
+            for name, images in image_sets.items():
+                batches = self.batching.on_device(images, f"Inception features of {name}")
                 metrics |= inception.score(batches, name)
         metrics |= self.latent_scores(model, test_codes, codes["prior"])
 
@@ -262,20 +288,46 @@ class Evaluator:
             samples[name] = self.batching.map(model.decode, codes[name], f"decoding {name} samples")
         return codes, samples
 
-    def sample_scores(
+    def copies(
+        self, model: AutoEncoderModule, datamodule: ImageDataModule, index: Tensor
+    ) -> Tensor:
+        """The copy ceiling's images: reconstructions of the training images at ``index``."""
+        images, _ = datamodule.take("train", index)
+        return self.batching.map(
+            lambda batch: model(to_float_images(batch)),
+            images,
+            "reconstructing training images (the copy ceiling)",
+        )
+
+    def image_set_scores(
         self,
-        model: AutoEncoderModule,
+        features: FrozenFeatures,
         distances: FeatureDistances,
-        test_codes: Tensor,
-        samples: dict[str, Tensor],
+        quality: SampleQuality,
+        image_sets: dict[str, Tensor],
+        labeled: bool,
     ) -> dict[str, float]:
-        """Each sampler's FID and KID against the test images, and its NLL of the test codes."""
+        """Each image set's FID and KID, precision, recall, density, coverage, near-copy rate
+        and (labelled data) class spread against the test images, from one pass of features."""
         metrics: dict[str, float] = {}
-        for name, images in samples.items():
-            batches = self.batching.on_device(images, f"features of {name} samples")
-            metrics |= distances.score(batches, name)
-            metrics[f"nll_{name}"] = -float(model.samplers[name].log_prob(test_codes).mean())
+        for name, images in image_sets.items():
+            vectors = [
+                features(FeatureDistances.checked(batch, name))
+                for batch in self.batching.on_device(images, f"features of {name} images")
+            ]
+            metrics |= distances.score_features(vectors, name)
+            predicted = (
+                torch.cat([features.predict(batch) for batch in vectors]) if labeled else None
+            )
+            metrics |= quality.score(torch.cat(vectors), name, predicted)
         return metrics
+
+    def sampler_scores(self, model: AutoEncoderModule, test_codes: Tensor) -> dict[str, float]:
+        """Each sampler's NLL of the test codes."""
+        return {
+            f"nll_{name}": -float(sampler.log_prob(test_codes).mean())
+            for name, sampler in model.samplers.items()
+        }
 
     def latent_scores(
         self, model: AutoEncoderModule, test_codes: Tensor, prior_codes: Tensor

@@ -37,13 +37,36 @@ RECONSTRUCTION_METRICS: dict[str, MetricInfo] = {
     "kid_recon": MetricInfo("KID of reconstructions", "lower"),
 }
 
-SAMPLER_METRICS: dict[str, MetricInfo] = {
-    "fid_{}": MetricInfo("FID of {} samples", "lower"),
-    "kid_{}": MetricInfo("KID of {} samples", "lower"),
-    "nll_{}": MetricInfo("NLL of test codes under the {} sampler (nats)", "lower"),
-    "inception_fid_{}": MetricInfo("FID of {} samples, your Inception-v3 weights", "lower"),
+IMAGE_SET_METRICS: dict[str, MetricInfo] = {
+    "fid_{}": MetricInfo("FID of {}", "lower"),
+    "kid_{}": MetricInfo("KID of {}", "lower"),
+    "precision_{}": MetricInfo("precision of {}", "higher"),
+    "recall_{}": MetricInfo("recall of {}", "higher"),
+    "density_{}": MetricInfo("density of {}", "higher"),
+    "coverage_{}": MetricInfo("coverage of {}", "higher"),
+    "copy_rate_{}": MetricInfo("near-copy rate of {} (test images: the quantile)", ""),
+    "class_tv_{}": MetricInfo("class spread of {} against the test images (TV)", "lower"),
+    "inception_fid_{}": MetricInfo("FID of {}, your Inception-v3 weights", "lower"),
 }
-"""Each sampler's metrics, ``{}`` standing for its name (``fid_prior``, ``nll_flow``)."""
+"""The metrics of each set of generated images (``evaluation/sample_quality.py``), ``{}``
+standing for the set: a sampler's name (``fid_prior``), or the copy ceiling's."""
+
+SAMPLER_METRICS: dict[str, MetricInfo] = {
+    "nll_{}": MetricInfo("NLL of test codes under the {} sampler (nats)", "lower"),
+}
+"""Each sampler's metrics of its codes (``nll_flow``)."""
+
+FITTED_SAMPLER_METRICS: dict[str, MetricInfo] = {
+    "fit_seconds_{}": MetricInfo("fit of the {} sampler (s)", ""),
+}
+"""Each sampler's fit, the prior's aside; a sampler adds what its fit chose
+(``components_mixture``: its ``fit_metric_labels``)."""
+
+COPY_CEILING = "train_recon"
+"""The image set every sampler is read against: reconstructions of as many random training
+images as each sampler generates, a sampler that copies the training set."""
+
+COPY_CEILING_LABEL = "reconstructed training images (copies)"
 
 LATENT_METRICS: dict[str, MetricInfo] = {
     "latent_mmd": MetricInfo("MMD^2 of test codes to the prior", "lower"),
@@ -54,23 +77,38 @@ LATENT_METRICS: dict[str, MetricInfo] = {
 INCEPTION_PREFIX = "inception_fid_"
 """Metrics in the features of a user's own Inception-v3 weights (``evaluation.inception_weights``)."""
 
-CLASS_METRICS = ("recon_accuracy", "test_accuracy")
-"""Metrics that need classes: left out for unlabeled images rather than faked."""
+CLASS_METRICS = ("recon_accuracy", "test_accuracy", "class_tv_")
+"""Metrics (or the prefixes of metrics) that need classes: left out for unlabeled images rather
+than faked."""
+
+
+def per_set(patterns: Mapping[str, MetricInfo], name: str, label: str) -> dict[str, MetricInfo]:
+    """``patterns`` for the image set or sampler ``name``, their labels saying ``label``."""
+    return {
+        pattern.format(name): MetricInfo(info.label.format(label), info.better)
+        for pattern, info in patterns.items()
+    }
 
 
 def metric_infos(
-    samplers: Iterable[str], latent_metric_labels: Mapping[str, str] | None = None
+    samplers: Iterable[str],
+    latent_metric_labels: Mapping[str, str] | None = None,
+    sampler_metric_labels: Mapping[str, str] | None = None,
 ) -> dict[str, MetricInfo]:
     """Every metric an evaluation with these samplers can write (KIDs also with ``_std``), in
-    the order reports show them, with what makes each better; ``latent_metric_labels`` are the labels
-    of the metrics a model measures of its own codes (``latent_metric_labels``)."""
-    per_sampler = {
-        pattern.format(sampler): MetricInfo(info.label.format(sampler), info.better)
-        for sampler in samplers
-        for pattern, info in SAMPLER_METRICS.items()
-    }
+    the order reports show them, with what makes each better: the copy ceiling's image-set
+    metrics first, then each sampler's. ``latent_metric_labels`` label the metrics a model
+    measures of its own codes; ``sampler_metric_labels`` what each sampler's fit chose."""
+    per_sampler: dict[str, MetricInfo] = {}
+    for name in samplers:
+        per_sampler |= per_set(IMAGE_SET_METRICS, name, f"{name} samples")
+        per_sampler |= per_set(SAMPLER_METRICS, name, name)
+        if name != "prior":
+            per_sampler |= per_set(FITTED_SAMPLER_METRICS, name, name)
     own = {name: MetricInfo(label, "") for name, label in (latent_metric_labels or {}).items()}
-    return {**RECONSTRUCTION_METRICS, **per_sampler, **LATENT_METRICS, **own}
+    fits = {name: MetricInfo(label, "") for name, label in (sampler_metric_labels or {}).items()}
+    ceiling = per_set(IMAGE_SET_METRICS, COPY_CEILING, COPY_CEILING_LABEL)
+    return {**RECONSTRUCTION_METRICS, **ceiling, **per_sampler, **fits, **LATENT_METRICS, **own}
 
 
 def samplers_of(metrics: Iterable[str]) -> list[str]:
@@ -79,8 +117,15 @@ def samplers_of(metrics: Iterable[str]) -> list[str]:
         dict.fromkeys(
             name.removeprefix("fid_")
             for name in metrics
-            if name.startswith("fid_") and name not in ("fid_recon", "fid_train_images")
+            if name.startswith("fid_")
+            and name not in ("fid_recon", "fid_train_images", f"fid_{COPY_CEILING}")
         )
+    )
+
+
+def needs_classes(name: str) -> bool:
+    return any(
+        name == known or (known.endswith("_") and name.startswith(known)) for known in CLASS_METRICS
     )
 
 
@@ -89,14 +134,16 @@ def metric_names(
     samplers: Iterable[str],
     labeled: bool = True,
     inception: bool = False,
+    sampler_metric_labels: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The metrics an evaluation of ``model`` with these fitted ``samplers`` (beside the
-    prior) writes: the classifier's accuracies only for labeled images, the model's own latent
-    metrics only for it, the Inception FIDs only with weights."""
+    prior) writes: the classifier's accuracies and class spreads only for labeled images, the
+    model's own latent metrics only for it, the Inception FIDs only with weights, what each sampler's fit chose as ``sampler_metric_labels`` name it."""
+    infos = metric_infos(["prior", *samplers], model.latent_metric_labels, sampler_metric_labels)
     return [
         name
-        for name in metric_infos(["prior", *samplers], model.latent_metric_labels)
-        if (labeled or name not in CLASS_METRICS)
+        for name in infos
+        if (labeled or not needs_classes(name))
         and (inception or not name.startswith(INCEPTION_PREFIX))
     ]
 

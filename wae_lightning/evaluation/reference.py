@@ -1,5 +1,6 @@
 """The data set's side of FID and KID: the test images' features, the classifier's accuracy on
-them, and the FID of training images (the floor no model can beat). They are the same for every
+them, the FID of training images (the floor no model can beat), and the training images'
+features, which tell a near copy from a new image. They are the same for every
 model evaluated on the same data with the same feature network and settings, so they are
 computed once and cached beside the feature network: the second model of a sweep skips them.
 """
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wae_lightning.core.images import to_float_images
 from wae_lightning.data import ImageDataModule
 from wae_lightning.evaluation.batching import EvaluationBatches
 from wae_lightning.evaluation.feature_networks import FrozenFeatures
@@ -23,7 +25,7 @@ from wae_lightning.evaluation.settings import EvaluationSettings
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Reference:
     test_accuracy: float | None
     """The classifier's accuracy on the test images; None for unlabeled images."""
     fid_train_images: float
+    train_features: Tensor
+    """(training images, features), on the CPU: what the near-copy rate measures against."""
 
 
 def reference_file(classifier_file: str | Path, settings: dict[str, Any]) -> Path:
@@ -78,6 +82,13 @@ def feature_distances(settings: EvaluationSettings, features: FrozenFeatures) ->
     )
 
 
+def floor_indices(settings: EvaluationSettings, train_count: int) -> Tensor:
+    """The ``num_generated`` random training images of the FID floor and of the copy ceiling,
+    from their own generator: the same images for every model of a dataset."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    return torch.randperm(train_count, generator=generator)[: settings.num_generated]
+
+
 def dataset_reference(
     settings: EvaluationSettings,
     batching: EvaluationBatches,
@@ -88,8 +99,8 @@ def dataset_reference(
     test_labels: Tensor,
     train_count: int,
 ) -> Reference:
-    """The test images' features, the classifier's accuracy on them and the FID floor:
-    read from the cache beside the classifier, or computed and cached."""
+    """The test images' features, the classifier's accuracy on them, the FID floor and the
+    training images' features: read from the cache beside the classifier, or computed and cached."""
     path = reference_file(
         classifier_record["file"],
         {
@@ -119,18 +130,22 @@ def dataset_reference(
     floor = feature_distances(settings, features)
     for batch in real:
         floor.add(batch, real=True, what="test images")
-    # its own generator: the same training images for every model of a dataset
-    floor_index = torch.randperm(
-        train_count, generator=torch.Generator().manual_seed(settings.seed)
-    )
-    floor_images, _ = datamodule.take("train", floor_index[: settings.num_generated])
+    floor_images, _ = datamodule.take("train", floor_indices(settings, train_count))
     scores = floor.score(
         batching.on_device(floor_images, "features of training images"), "train_images"
     )
+    train_batches = datamodule.image_batches("train", settings.batch_size, train_count)
+    train_features = [
+        features(to_float_images(images.to(settings.torch_device))).cpu()
+        for images in batching.progress_bar(
+            train_batches, "features of the training images", -(-train_count // settings.batch_size)
+        )
+    ]
     reference = Reference(
         torch.cat(real).cpu(),
         correct / len(test_images) if datamodule.spec.labeled else None,
         scores["fid_train_images"],
+        torch.cat(train_features),
     )
     save_reference(path, reference)
     return reference

@@ -5,7 +5,6 @@ import time
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from wae_lightning.core.images import to_float_images
 from wae_lightning.data import ImageDataModule
@@ -19,21 +18,37 @@ log = logging.getLogger(__name__)
 
 def fit_samplers(
     settings: EvaluationSettings, model: AutoEncoderModule, train_codes: Tensor
-) -> None:
-    """Fit each configured sampler to the training codes and give it to the model."""
+) -> dict[str, float]:
+    """Fit each configured sampler to the training codes and give it to the model; returns
+    each one's fit time (``fit_seconds_<name>``) and what its fit chose
+    (``components_mixture``)."""
     require_finite(train_codes, "the codes of the training images")
+    metrics: dict[str, float] = {}
     for name, build in settings.samplers.items():
         start = time.perf_counter()
         sampler = build()
         sampler.fit(train_codes, settings.seed)
+        seconds = time.perf_counter() - start
         model.add_sampler(name, sampler)
+        metrics[f"fit_seconds_{name}"] = round(seconds, 1)
+        metrics |= {f"{key}_{name}": value for key, value in sampler.fit_metrics().items()}
         log.info(
             "Fitted the %s sampler (%s) to %d training codes in %.1f s",
             name,
             type(sampler).__name__,
             len(train_codes),
-            time.perf_counter() - start,
+            seconds,
         )
+    return metrics
+
+
+def sampler_metric_labels(settings: EvaluationSettings) -> dict[str, str]:
+    """The labels of what each configured sampler's fit chooses, by metric name."""
+    return {
+        f"{key}_{name}": f"{label} ({name})"
+        for name, build in settings.samplers.items()
+        for key, label in build().fit_metric_labels().items()
+    }
 
 
 def training_codes(
@@ -58,12 +73,8 @@ def training_codes(
     return torch.cat(
         [
             model.encode(to_float_images(images.to(settings.torch_device))).float().cpu()
-            for images in tqdm(
-                batches,
-                desc="encoding the training images",
-                total=-(-train_count // settings.batch_size),
-                disable=not settings.progress,
-                leave=False,
+            for images in batching.progress_bar(
+                batches, "encoding the training images", -(-train_count // settings.batch_size)
             )
         ]
     )

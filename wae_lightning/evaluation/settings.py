@@ -40,6 +40,7 @@ MINIMUMS = {
     "traversal_images": 1,
     "traversal_dimensions": 1,
     "traversal_steps": 3,
+    "nearest_neighbours": 1,
 }
 """The smallest value each count of :class:`EvaluationSettings` accepts."""
 
@@ -127,6 +128,10 @@ class EvaluationSettings:
         device: ``"auto"`` (the GPU when there is one), ``"cpu"`` or ``"cuda"``.
         progress: show progress bars for the long steps.
         classifier: keyword arguments of :func:`load_feature_network` (cache_dir, epochs, ...).
+        nearest_neighbours: the k of the k-nearest-neighbour balls of precision, recall,
+            density and coverage (Kynkäänniemi et al. and Naeem et al. use 3 to 5).
+        near_copy_quantile: a sample is a near copy when its nearest training image is closer
+            than that of all but this share of the test images (so the test images' own rate).
         inception_weights: a file of Inception-v3 weights in torch-fidelity's layout (the
             standard FID network's): adds ``inception_fid_<sampler>`` for each sampler,
             FIDs in its 2048-d features (needs ``pip install -e ".[inception]"``).
@@ -149,13 +154,15 @@ class EvaluationSettings:
     test_images: int | None = None
     train_images: int | None = None
     samplers: dict[str, Callable[[], LatentSampler] | None] = field(
-        default_factory=lambda: {"mixture": partial(MixtureSampler, components=10)}
+        default_factory=lambda: {"mixture": partial(MixtureSampler)}
     )
     sampler_fit_images: int | None = None
     seed: int = 0
     device: str = "auto"
     progress: bool = True
     classifier: dict[str, Any] = field(default_factory=dict)
+    nearest_neighbours: int = 5
+    near_copy_quantile: float = 0.05
     inception_weights: str | None = None
 
     def __post_init__(self) -> None:
@@ -178,6 +185,19 @@ class EvaluationSettings:
                     f"draws subsets of that size from every set; lower evaluation.kid_subset_size "
                     f"or raise evaluation.{name}"
                 )
+        neighbours = {"num_generated": self.num_generated, "test_images": self.test_images}
+        for name, count in neighbours.items():
+            if count is not None and self.nearest_neighbours >= count:
+                raise ValueError(
+                    f"nearest_neighbours ({self.nearest_neighbours}) needs more than that many "
+                    f"images in each set, but {name} is {count}: lower "
+                    "evaluation.nearest_neighbours"
+                )
+        if isinstance(self.near_copy_quantile, bool) or not 0 < self.near_copy_quantile < 1:
+            raise ValueError(
+                f"near_copy_quantile must be a share in (0, 1), got {self.near_copy_quantile!r}: "
+                "set evaluation.near_copy_quantile"
+            )
         if self.test_images is not None and 2 * self.num_pairs > self.test_images:
             raise ValueError(
                 f"num_pairs ({self.num_pairs}) needs {2 * self.num_pairs} test images, but "
@@ -227,8 +247,8 @@ class EvaluationSettings:
                 if sampler.min_codes > count:
                     raise ValueError(
                         f"evaluation.samplers.{name} needs at least {sampler.min_codes} codes to "
-                        f"fit, but evaluation.{option} gives {count}: lower its components or "
-                        f"raise evaluation.{option}"
+                        f"fit, but evaluation.{option} gives {count}: lower its components (or "
+                        f"its grid) or raise evaluation.{option}"
                     )
 
     @property
@@ -285,6 +305,11 @@ class EvaluationSettings:
                     "size it to the data"
                 )
         tested = self.test_count(datamodule)
+        if self.nearest_neighbours >= tested:
+            raise ValueError(
+                f"nearest_neighbours ({self.nearest_neighbours}) needs more than that many test "
+                f"images, but {spec.title} has {tested}: lower evaluation.nearest_neighbours"
+            )
         if 2 * self.num_pairs > tested:
             raise ValueError(
                 f"num_pairs ({self.num_pairs}) needs {2 * self.num_pairs} test images, but "
@@ -305,5 +330,5 @@ class EvaluationSettings:
                 raise ValueError(
                     f"evaluation.samplers.{name} needs at least {needed} codes to fit, but "
                     f"{datamodule.spec.title} gives {fitted} training images: lower its "
-                    f"components, or leave it out (evaluation.samplers.{name}=null)"
+                    f"components (or its grid), or leave it out (evaluation.samplers.{name}=null)"
                 )

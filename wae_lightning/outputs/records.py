@@ -138,6 +138,8 @@ class EvaluationRecord:
     latent_metric_labels: dict[str, str] = field(default_factory=dict)
     """The metrics only this model measures, with their labels (the model's own
     ``latent_metric_labels``)."""
+    sampler_metric_labels: dict[str, str] = field(default_factory=dict)
+    """What each sampler's fit chose, with their labels (``components_mixture``)."""
 
     @property
     def spec(self) -> ImageSpec:
