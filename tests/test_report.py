@@ -91,9 +91,23 @@ def test_a_sweep_ends_with_a_report_of_both_models(sweep):
     page.feed((report / "report.html").read_text())
     page.close()
     assert page.open == [], page.open
-    assert page.cells[:3] == ["", "AE", "WAE-GAN"]
+    # it leads with each model's best sampler beside its copy ceiling
+    answer = ["", "best sampler", "FID ↓", "precision ↑", "recall ↑", "coverage ↑"]
+    assert page.cells[: len(answer)] == answer
+    width = page.cells.index("copies: near copies") + 1
+    for row, (job, label) in enumerate((("0_ae_mnist", "AE"), ("1_wae_gan_mnist", "WAE-GAN"))):
+        metrics = json.loads((sweep / job / "evaluation" / "metrics.json").read_text())["metrics"]
+        best = min(("prior", "mixture", "flow"), key=lambda name: metrics[f"fid_{name}"])
+        cells = page.cells[width * (row + 1) : width * (row + 2)]
+        assert cells[:3] == [label, best, f"{metrics[f'fid_{best}']:.4g}"]
+        assert cells[-5] == f"{metrics['fid_train_recon']:.4g}"
+    # then every metric, the models side by side
+    assert page.cells[width * 3 : width * 3 + 3] == ["", "AE", "WAE-GAN"]
     for label in (
         "FID of prior samples ↓",
+        "FID of reconstructed training images (copies) ↓",
+        "near-copy rate of mixture samples (test images: the quantile)",
+        "components (mixture)",
         "FID of flow samples ↓",
         "NLL of test codes under the mixture sampler (nats) ↓",
         "reconstruction SSIM ↑",

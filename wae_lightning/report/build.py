@@ -18,6 +18,7 @@ from wae_lightning.report.document import Document, Figure, Heading, Paragraph
 from wae_lightning.report.panels import draw_panels
 from wae_lightning.report.render import render
 from wae_lightning.report.tables import (
+    answer_table,
     classifier_note,
     metric_table,
     search_table,
@@ -28,6 +29,15 @@ from wae_lightning.run.search import objective_panels, read_search
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
+
+ANSWER_NOTE = (
+    "Each model's best sampler (lowest FID) beside its copy ceiling: reconstructions of as many "
+    "random training images, a sampler that copies the training set. FID alone rewards copying; "
+    "precision (samples like real images), recall and coverage (real images the samples reach) "
+    "and the near-copy rate (samples closer to a training image than all but a few percent of "
+    "test images are: evaluation.near_copy_quantile) tell new images from copies. Every metric "
+    "follows."
+)
 
 CSV_FACTS = ("run", "dataset", "model", "epochs", "fit_seconds", "parameters", "n_z")
 """The first columns of ``metrics.csv``: what each run is; every evaluation metric follows."""
@@ -79,7 +89,11 @@ def build_document(
     for dataset in dict.fromkeys(run.dataset for run in runs):
         chosen = [run for run in runs if run.dataset == dataset]
         document.add(
-            Heading(chosen[0].spec.title), metric_table(chosen), Paragraph(classifier_note(chosen))
+            Heading(chosen[0].spec.title),
+            Paragraph(ANSWER_NOTE),
+            answer_table(chosen),
+            metric_table(chosen),
+            Paragraph(classifier_note(chosen)),
         )
         for caption, path in draw_panels(chosen, dataset, figure_dir).items():
             document.add(Figure(caption, path, heading=True))

@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wae_lightning.evaluation.features import describe_feature_network
-from wae_lightning.evaluation.metrics import INCEPTION_PREFIX, metric_infos, samplers_of
+from wae_lightning.evaluation.metrics import (
+    COPY_CEILING,
+    INCEPTION_PREFIX,
+    metric_infos,
+    samplers_of,
+)
 from wae_lightning.outputs.records import TrainingRecord
 from wae_lightning.report.collect import Run, UnfinishedJob
 from wae_lightning.run.search import SearchResult
@@ -30,6 +35,38 @@ class Table:
     """Per row, the columns holding the best value (shown in bold)."""
 
 
+ANSWER_METRICS = {
+    "fid": "FID ↓",
+    "precision": "precision ↑",
+    "recall": "recall ↑",
+    "coverage": "coverage ↑",
+    "copy_rate": "near copies",
+}
+"""What the report leads with, for a model's best sampler and for its copy ceiling."""
+
+
+def best_sampler(metrics: dict[str, float]) -> str:
+    """The sampler of the lowest FID."""
+    return min(samplers_of(metrics), key=lambda name: metrics[f"fid_{name}"])
+
+
+def answer_table(runs: list[Run]) -> Table:
+    """Each run's best sampler (lowest FID) beside its copy ceiling, reconstructions of as
+    many training images: FID alone cannot tell new samples from copies, the other columns can."""
+    ceiling = [f"copies: {label}" for label in ANSWER_METRICS.values()]
+    table = Table(["", "best sampler", *ANSWER_METRICS.values(), "FID / copies' FID", *ceiling])
+    for run in runs:
+        metrics = run.evaluation.metrics
+        sampler = best_sampler(metrics)
+        values = [metrics.get(f"{key}_{sampler}") for key in ANSWER_METRICS]
+        copies = [metrics.get(f"{key}_{COPY_CEILING}") for key in ANSWER_METRICS]
+        ratio = values[0] / copies[0] if copies[0] else None
+        cells = [run.label, sampler, *map(format_value, values), format_value(ratio)]
+        table.rows.append([*cells, *map(format_value, copies)])
+        table.best.append(set())
+    return table
+
+
 def metric_table(runs: list[Run]) -> Table:
     """The runs of one dataset side by side: training facts, then every evaluation metric."""
     table = Table(["", *(run.label for run in runs)])
@@ -44,7 +81,8 @@ def metric_table(runs: list[Run]) -> Table:
         table.best.append(set())
     written = [name for run in runs for name in run.evaluation.metrics]
     labels = {k: v for run in runs for k, v in run.evaluation.latent_metric_labels.items()}
-    for name, info in metric_infos(samplers_of(written), labels).items():
+    fits = {k: v for run in runs for k, v in run.evaluation.sampler_metric_labels.items()}
+    for name, info in metric_infos(samplers_of(written), labels, fits).items():
         values = [run.evaluation.metrics.get(name) for run in runs]
         if all(value is None for value in values):
             continue
