@@ -204,9 +204,13 @@ def test_the_best_preset_takes_its_data_sets_values_and_trains(data, tiny_config
     assert cfg.data.dataset == data and cfg.model._target_.endswith("WAEGAN")
     assert cfg.model.n_z == {"mnist": 16, "fashion_mnist": 20}[data]
     tutorial = compose_config(["model=wae_gan", f"data={data}"], tmp_path)
-    for key in ("net", "penalty_weight", "prior_sigma"):  # the tutorial's, as it says
+    for key in ("penalty_weight", "prior_sigma", "reconstruction"):  # the tutorial's, as it says
         assert cfg.model[key] == tutorial.model[key]
-    assert cfg.data.batch_size == tutorial.data.batch_size
+    # the tutorial's networks, narrow, on smaller batches
+    assert cfg.model.net.architecture == tutorial.model.net.architecture
+    assert cfg.model.net.dim_h == 16 < tutorial.model.net.dim_h
+    assert cfg.data.batch_size == 128 < tutorial.data.batch_size
+    assert cfg.evaluation.samplers.mixture.components == "auto"
     assert max(cfg.model.scheduler.milestones) < cfg.trainer.max_epochs  # the decay happens
     metrics = train(tiny_config("experiment=best", f"data={data}"))  # at a tiny width
     assert metrics["test/recon_mse"] > 0

@@ -63,7 +63,8 @@ $tiny && shrink=("model.net.dim_h=4" "model.n_z=4" "data.batch_size=16" "data.ev
   "trainer.limit_test_batches=2" "evaluation.test_images=400" "evaluation.train_images=400"
   "evaluation.num_generated=400" "evaluation.kid_subsets=5" "evaluation.kid_subset_size=100"
   "evaluation.embedding_points=100" "evaluation.mmd_samples=200" "evaluation.batch_size=200"
-  "evaluation.samplers.flow.steps=20" "evaluation.classifier.epochs=1"
+  "evaluation.samplers.flow.steps=20" "evaluation.samplers.mixture.grid=[2,5,10]"
+  "evaluation.classifier.epochs=1"
   "evaluation.classifier.limit_batches=40" "evaluation.classifier.min_accuracy=0.5")
 
 start=$(date +%s)

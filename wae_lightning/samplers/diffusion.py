@@ -60,10 +60,10 @@ class DiffusionSampler(LatentSampler):
     clean code clipped to ``clip`` standard deviations. Its ``log_prob`` is the variational
     bound of the DDPM (Ho et al., eq. 5), estimated from ``bound_timesteps`` random steps."""
 
-    width: int = 512
+    width: int = 256
     depth: int = 4
     steps: int = 10_000
-    batch_size: int = 1024
+    batch_size: int = 512
     lr: float = 1e-3
     timesteps: int = 1000
     sampling_steps: int = 50
