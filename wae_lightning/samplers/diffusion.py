@@ -3,13 +3,13 @@ the cosine schedule of Nichol & Dhariwal 2021) and sampled with DDIM (Song et al
 second stage of latent diffusion models, here on the auto-encoder's codes."""
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from wae_lightning.core.checks import check_count
-from wae_lightning.samplers.base import LatentSampler, check_codes
+from wae_lightning.samplers.learned import LearnedSampler
 
 OPTION = "evaluation.samplers.diffusion"
 
@@ -52,7 +52,7 @@ class Denoiser(nn.Module):
 
 
 @dataclass
-class DiffusionSampler(LatentSampler):
+class DiffusionSampler(LearnedSampler):
     """A :class:`Denoiser` of ``depth`` layers of ``width`` units trained for ``steps`` Adam
     steps of ``batch_size`` standardised codes to predict the noise of a ``timesteps``-step
     cosine schedule (learning rate ``lr`` decayed to 0 along a cosine, weights averaged with
@@ -70,12 +70,8 @@ class DiffusionSampler(LatentSampler):
     ema_decay: float = 0.999
     clip: float = 5.0
     bound_timesteps: int = 32
-    denoiser: Denoiser | None = field(default=None, init=False, repr=False)
-    shift: Tensor | None = field(default=None, init=False, repr=False)
-    scale: Tensor | None = field(default=None, init=False, repr=False)
-    fitted_codes: int = field(default=0, init=False)
     description = "a latent diffusion model fitted to the training codes"
-    min_codes = 2
+    network_key = "denoiser"
 
     def __post_init__(self) -> None:
         check_count(self.width, f"{OPTION}.width", minimum=8, maximum=8192)
@@ -113,14 +109,8 @@ class DiffusionSampler(LatentSampler):
         return Denoiser(features, self.width, self.depth)
 
     def fit(self, codes: Tensor, seed: int) -> None:
-        check_codes(codes, self)
-        codes = codes.float().cpu()
-        self.shift, self.scale = codes.mean(0), codes.std(0).clamp_min(1e-6)
-        standardised = (codes - self.shift) / self.scale
+        standardised, network = self.start_fit(codes, seed)
         generator = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng():  # the initial weights from the seed too
-            torch.manual_seed(seed)
-            network = self.build(codes.shape[1])
         average = torch.optim.swa_utils.AveragedModel(network, avg_fn=self.moving_average)
         optimizer = torch.optim.Adam(network.parameters(), lr=self.lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.steps)
@@ -128,7 +118,7 @@ class DiffusionSampler(LatentSampler):
         with torch.enable_grad():
             for _ in range(self.steps):
                 batch = standardised[
-                    torch.randint(len(codes), (self.batch_size,), generator=generator)
+                    torch.randint(len(standardised), (self.batch_size,), generator=generator)
                 ]
                 times = torch.randint(
                     1, self.timesteps + 1, (self.batch_size,), generator=generator
@@ -142,8 +132,7 @@ class DiffusionSampler(LatentSampler):
                 optimizer.step()
                 schedule.step()
                 average.update_parameters(network)
-        self.denoiser = average.module.eval().requires_grad_(False)
-        self.fitted_codes = len(codes)
+        self.network = average.module.eval().requires_grad_(False)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -154,7 +143,7 @@ class DiffusionSampler(LatentSampler):
         codes = torch.randn(n, len(self.shift), generator=generator)
         for now, then in zip(times[:-1], times[1:], strict=True):
             signal, signal_then = alpha_bars[now], alpha_bars[then]
-            noise = self.denoiser(codes, torch.full((n,), float(now) / self.timesteps))
+            noise = self.network(codes, torch.full((n,), float(now) / self.timesteps))
             clean = ((codes - (1 - signal).sqrt() * noise) / signal.sqrt()).clamp(
                 -self.clip, self.clip
             )
@@ -170,7 +159,7 @@ class DiffusionSampler(LatentSampler):
         generator = torch.Generator().manual_seed(0)
         alpha_bars = self.alpha_bars
         betas = 1 - alpha_bars[1:] / alpha_bars[:-1]  # betas[t - 1] is step t's
-        clean = ((codes.float().cpu() - self.shift) / self.scale).double()
+        clean = self.standardise(codes).double()
         count, features = clean.shape
         last = alpha_bars[-1]
         prior_term = 0.5 * ((1 - last) + last * clean.square() - 1 - torch.log1p(-last)).sum(1)
@@ -179,7 +168,7 @@ class DiffusionSampler(LatentSampler):
             noise = torch.randn(clean.shape, generator=generator, dtype=torch.float64)
             signal = alpha_bars[times, None]
             noised = signal.sqrt() * clean + (1 - signal).sqrt() * noise
-            predicted = self.denoiser(noised.float(), times.float() / self.timesteps).double()
+            predicted = self.network(noised.float(), times.float() / self.timesteps).double()
             return (noise - predicted).square().sum(1)
 
         first_beta = betas[0]
@@ -196,18 +185,3 @@ class DiffusionSampler(LatentSampler):
         steps_term *= (self.timesteps - 1) / self.bound_timesteps
         bound = prior_term + decoder_term + steps_term
         return -(bound + self.scale.double().log().sum())
-
-    def state_dict(self) -> dict:
-        return {
-            "denoiser": self.denoiser.state_dict(),
-            "shift": self.shift,
-            "scale": self.scale,
-            "fitted_codes": self.fitted_codes,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.shift, self.scale = state["shift"], state["scale"]
-        self.denoiser = self.build(len(self.shift))
-        self.denoiser.load_state_dict(state["denoiser"])
-        self.denoiser.eval().requires_grad_(False)
-        self.fitted_codes = state["fitted_codes"]

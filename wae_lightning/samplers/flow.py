@@ -8,13 +8,13 @@ import zuko
 from torch import Tensor
 
 from wae_lightning.core.checks import check_count
-from wae_lightning.samplers.base import LatentSampler, check_codes
+from wae_lightning.samplers.learned import LearnedSampler
 
 OPTION = "evaluation.samplers.flow"
 
 
 @dataclass
-class FlowSampler(LatentSampler):
+class FlowSampler(LearnedSampler):
     """A MAF of ``transforms`` affine autoregressive layers (hidden layers ``hidden``), fitted
     by maximum likelihood for ``steps`` Adam steps of ``batch_size`` codes at learning rate
     ``lr``, decayed to 0 along a cosine. The codes are standardised first (their mean and
@@ -28,12 +28,8 @@ class FlowSampler(LatentSampler):
     batch_size: int = 256
     lr: float = 1e-3
     temperature: float = 1.0
-    flow: zuko.flows.MAF | None = field(default=None, init=False, repr=False)
-    shift: Tensor | None = field(default=None, init=False, repr=False)
-    scale: Tensor | None = field(default=None, init=False, repr=False)
-    fitted_codes: int = field(default=0, init=False)
     description = "a normalizing flow fitted to the training codes"
-    min_codes = 2
+    network_key = "flow"
 
     def __post_init__(self) -> None:
         check_count(self.transforms, f"{OPTION}.transforms", maximum=32)
@@ -59,54 +55,30 @@ class FlowSampler(LatentSampler):
         )
 
     def fit(self, codes: Tensor, seed: int) -> None:
-        check_codes(codes, self)
-        codes = codes.float().cpu()
-        self.shift = codes.mean(0)
-        self.scale = codes.std(0).clamp_min(1e-6)
-        standardised = (codes - self.shift) / self.scale
+        standardised, self.network = self.start_fit(codes, seed)
         generator = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng():  # the flow's initial weights from the seed too
-            torch.manual_seed(seed)
-            self.flow = self.build(codes.shape[1])
-        optimizer = torch.optim.Adam(self.flow.parameters(), lr=self.lr)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.steps)
-        self.flow.train()
+        self.network.train()
         with torch.enable_grad():
             for _ in range(self.steps):
                 batch = standardised[
-                    torch.randint(len(codes), (self.batch_size,), generator=generator)
+                    torch.randint(len(standardised), (self.batch_size,), generator=generator)
                 ]
-                loss = -self.flow().log_prob(batch).mean()
+                loss = -self.network().log_prob(batch).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-        self.flow.eval().requires_grad_(False)
-        self.fitted_codes = len(codes)
+        self.network.eval().requires_grad_(False)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Base noise drawn with ``generator`` (zuko's own ``sample`` takes none), mapped back
         through the flow's inverse, then un-standardised."""
         noise = self.temperature * torch.randn(n, len(self.shift), generator=generator)
-        return self.flow().transform.inv(noise) * self.scale + self.shift
+        return self.network().transform.inv(noise) * self.scale + self.shift
 
     @torch.no_grad()
     def log_prob(self, codes: Tensor) -> Tensor:
-        standardised = (codes.float().cpu() - self.shift) / self.scale
-        return (self.flow().log_prob(standardised) - self.scale.log().sum()).double()
-
-    def state_dict(self) -> dict:
-        return {
-            "flow": self.flow.state_dict(),
-            "shift": self.shift,
-            "scale": self.scale,
-            "fitted_codes": self.fitted_codes,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.shift, self.scale = state["shift"], state["scale"]
-        self.flow = self.build(len(self.shift))
-        self.flow.load_state_dict(state["flow"])
-        self.flow.eval().requires_grad_(False)
-        self.fitted_codes = state["fitted_codes"]
+        return (self.network().log_prob(self.standardise(codes)) - self.scale.log().sum()).double()
