@@ -340,10 +340,10 @@ def test_the_data_sets_side_of_fid_is_cached_and_gives_the_same_numbers(
     assert "read from" not in caplog.text
     assert measured(cached.metrics) == measured(computed.metrics) == measured(first["metrics"])
     # another test-image count is another reference
+    own = tmp_path / "fewer.ckpt"  # a copy: the run's projector stays the fixture's
+    shutil.copy(checkpoint, own)
     fewer = evaluate(
-        evaluate_config(
-            checkpoint, tmp_path / "fewer", classifier_cache, "evaluation.test_images=300"
-        )
+        evaluate_config(own, tmp_path / "fewer", classifier_cache, "evaluation.test_images=300")
     )
     assert fewer.metrics["fid_train_images"] != first["metrics"]["fid_train_images"]
 
@@ -546,9 +546,11 @@ def test_a_users_inception_weights_give_separately_named_fids(
         "evaluation.embedding_points=30",
         "evaluation.samplers.mixture.components=5",
     )
+    own = tmp_path / "model.ckpt"  # a copy: the run's projector stays the fixture's
+    shutil.copy(output_dir / "checkpoints" / "last.ckpt", own)
     record = evaluate(
         evaluate_config(
-            output_dir / "checkpoints" / "last.ckpt",
+            own,
             tmp_path,
             classifier_cache,
             *small,
@@ -559,11 +561,7 @@ def test_a_users_inception_weights_give_separately_named_fids(
     assert set(inception_metrics) <= set(record.metrics)
     assert all(record.metrics[name] > 0 for name in inception_metrics)
     # the classifier's FIDs are the same numbers without the Inception metrics
-    plain = evaluate(
-        evaluate_config(
-            output_dir / "checkpoints" / "last.ckpt", tmp_path / "plain", classifier_cache, *small
-        )
-    )
+    plain = evaluate(evaluate_config(own, tmp_path / "plain", classifier_cache, *small))
     assert not set(inception_metrics) & set(plain.metrics)
     classifiers = {k: v for k, v in record.metrics.items() if k not in inception_metrics}
     assert measured(classifiers) == measured(plain.metrics)
