@@ -1,5 +1,7 @@
 """The throughput benchmark, in its seconds-long tiny mode."""
 
+import json
+
 import pytest
 from PIL import Image
 from sklearn.datasets import load_sample_images
@@ -22,6 +24,31 @@ def test_the_benchmark_runs_in_tiny_mode_and_reports_every_model(pairing, capsys
     table = capsys.readouterr().out
     assert f"# pairing: {pairing}" in table
     assert "| model | tutorial loop | wae_lightning | ratio |" in table and "| wae_mmd |" in table
+
+
+def test_a_failed_model_is_reported_and_the_benchmark_exits_with_an_error(
+    monkeypatch, tmp_path, capsys
+):
+    """The others are still timed and written; the exit status says one failed."""
+    real_compare = bench.compare
+
+    def compare(model, args, images):
+        if model == "vae":
+            raise RuntimeError("CUDA out of memory")
+        return real_compare(model, args, images)
+
+    monkeypatch.setattr(bench, "compare", compare)
+    rows_file = tmp_path / "rows.json"
+    with pytest.raises(SystemExit, match="failed for vae") as stopped:
+        bench.main(
+            ["--tiny", "--data-dir", str(DATA_DIR), "--device", "cpu", "--models", "ae", "vae"]
+            + ["--pairing", "block", "--json", str(rows_file)]
+        )
+    assert stopped.value.code != 0
+    assert "| vae | failed: RuntimeError: CUDA out of memory |" in capsys.readouterr().out
+    written = json.loads(rows_file.read_text())
+    assert [row["model"] for row in written["rows"]] == ["ae"]
+    assert written["batch_size"] == 32 and written["rows"][0]["tutorial"] > 0
 
 
 def test_paired_steps_are_clocked_apart_from_the_training_steps(monkeypatch):

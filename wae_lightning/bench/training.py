@@ -23,10 +23,13 @@ The two are timed in one of two ways (``--pairing``):
 """
 
 import argparse
+import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -100,6 +103,9 @@ def time_project_training(
 ) -> StepTimer:
     """Each timed step of ``Trainer.fit`` with this project's model, data path and options, and
     of the ``paired`` step run between them."""
+    # a fresh compiler for each model: dynamo's recompile limit counts per code object across
+    # the process, so the models timed before would push this one's networks back to eager
+    torch.compiler.reset()
     L.seed_everything(0, verbose=False)
     module = MODELS[model](
         image_shape=args.image_shape,
@@ -218,6 +224,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--loader", default="tensor", choices=["tensor", "dataloader"])
     parser.add_argument("--tiny", action="store_true", help="a smoke run: tiny networks, 3 steps")
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument(
         "--divergence-check",
         type=int,
@@ -238,6 +245,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
+    """Print the tables; exits with status 1 after them if a model failed."""
     args = parse_args(argv)
     datamodule = MNISTDataModule("mnist", args.data_dir, download=False)
     datamodule.setup()
@@ -260,11 +268,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
     )
     print("|---|---|---|---|" + "---|" * spread)
     rows = []
+    failed = []
     for model in args.models:
         try:
             row = compare(model, args, images)
         except Exception as error:  # noqa: BLE001 - one model's failure must not lose the others
             print(f"| {model} | failed: {type(error).__name__}: {error} | | |", flush=True)
+            failed.append(model)
             continue
         rows.append(row)
         middle = f" {row['ratio_q1']:.2f}x to {row['ratio_q3']:.2f}x |" if spread else ""
@@ -287,6 +297,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
                 f"| {row['model']} | {step_us / 1e3:.1f} | {note:.1f} | {read:.1f} | {share:.3%} |",
                 flush=True,
             )
+    if args.json is not None:
+        machine = {"device": machine_name(args.device), "batch_size": args.batch_size}
+        args.json.write_text(json.dumps({**machine, "options": options, "rows": rows}, indent=1))
+    if failed:
+        sys.exit(f"the benchmark failed for {', '.join(failed)}: see its row above")
     return rows
 
 
