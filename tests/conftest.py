@@ -90,6 +90,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def fresh_compiler(request: pytest.FixtureRequest):
+    """A compiled test starts from a fresh compiler, and fails rather than fall back to eager:
+    dynamo's recompile limit counts per code object across the process, so the tests before it
+    could otherwise make it test eager networks."""
+    if "compiled" not in request.keywords:
+        yield
+        return
+    torch.compiler.reset()
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        yield
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA_DIR

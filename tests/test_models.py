@@ -349,6 +349,7 @@ def test_channels_last_changes_the_layout_not_the_results(model_name):
     )
 
 
+@pytest.mark.compiled
 @pytest.mark.parametrize("model_name", MODELS)
 def test_every_model_trains_validates_and_tests_compiled(model_name, data_dir, tmp_path):
     """torch.compile of each network (on the CPU inductor's C++ backend), through training,
@@ -460,6 +461,7 @@ def test_trains_on_the_gpu_in_bf16(model_name, data_dir):
 
 
 @pytest.mark.gpu
+@pytest.mark.compiled
 @pytest.mark.parametrize("model_name", MODELS)
 def test_cuda_graphs_train_validate_test_and_keep_every_output(model_name, data_dir):
     """compile_mode=reduce-overhead: each batch marks a new step, and codes kept across calls
@@ -482,7 +484,7 @@ def test_cuda_graphs_train_validate_test_and_keep_every_output(model_name, data_
     trainer.fit(model, datamodule=datamodule)
     results = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     assert all(torch.isfinite(torch.tensor(value)) for value in results.values())
-    model.eval()
+    model.cuda().eval()  # Lightning's teardown after testing moved the model to the CPU
     images = datamodule.example_images(128).cuda()
     kept = [model.encode(batch) for batch in images.split(32)]  # four replays, all kept
     eager = tiny(model_name).cuda().eval()

@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.conftest import DATA_DIR, REPO, TINY_OVERRIDES
 from wae_lightning.data import MNISTDataModule
 from wae_lightning.models import VAE
+from wae_lightning.nets import Encoder
 from wae_lightning.outputs.checkpoint_format import (
     DATA_MODULE_KEY,
     CheckpointError,
@@ -109,7 +110,7 @@ def test_resuming_continues_at_the_saved_epoch_and_step(tiny_config, tmp_path):
     resumed = tmp_path / "resumed"
     last = first / "checkpoints" / "last.ckpt"
     summary = resume(tiny_config, last, resumed, "model=wae_gan", "trainer.max_epochs=2")
-    assert (summary["epochs"], summary["global_step"]) == (2, 12)
+    assert (summary["epochs"], summary["global_step"], summary["batches"]) == (2, 12, 6)
     trained_epochs = {row["epoch"] for row in read_csv_rows(resumed) if row.get("train/loss")}
     assert trained_epochs == {"1"}, "the resumed run trains only the epoch that was left"
 
@@ -132,6 +133,7 @@ def test_a_run_stopped_mid_epoch_leaves_a_checkpoint_that_resumes_there(tiny_con
         tiny_config, interrupted, tmp_path / "resumed", "model=vae", "trainer.limit_train_batches=6"
     )
     assert (summary["epochs"], summary["global_step"]) == (1, 6), "the 2 remaining batches ran"
+    assert summary["batches"] == 6
 
 
 def test_a_new_run_never_resumes_on_its_own(tiny_config, tmp_path):
@@ -331,3 +333,21 @@ def test_a_checkpoint_naming_the_data_module_by_its_old_path_builds_it_again(tin
     torch.save(checkpoint, older)
     datamodule = data_module_of(older)
     assert isinstance(datamodule, MNISTDataModule) and datamodule.spec.name == "fashion_mnist"
+
+
+@pytest.mark.compiled
+def test_each_run_compiles_afresh(tiny_config, tmp_path):
+    """The runs of one process (a multirun's jobs) share no compiled code: each starts from a
+    fresh compiler, so none inherits the recompilations of those before it, whose count past
+    dynamo's limit would run its networks eagerly."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    def compiled_encoders() -> int:
+        return len(_debug_get_cache_entry_list(Encoder.forward.__code__))
+
+    compiled = ["model.compile_mode=default", "trainer.max_epochs=1"]
+    train(tiny_config("model=vae", *compiled, output_dir=tmp_path / "alone"))
+    alone = compiled_encoders()
+    train(tiny_config("model=ae", *compiled, output_dir=tmp_path / "first"))
+    train(tiny_config("model=vae", *compiled, output_dir=tmp_path / "second"))
+    assert 0 < compiled_encoders() == alone

@@ -13,6 +13,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
@@ -99,6 +100,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if previous.action == "skip":
         return previous.record.metrics
     share_the_machine(cfg)
+    # each run compiles afresh: dynamo's recompile limit counts per code object across the
+    # process, so the earlier jobs of a multirun would push this one's networks back to eager
+    torch.compiler.reset()
     L.seed_everything(cfg.seed, workers=True)
     evaluator = Evaluator(instantiate(cfg.evaluation, _convert_="all")) if cfg.evaluate else None
     # Plain dicts, not DictConfigs, so that checkpoints hold only what weights_only loading accepts.

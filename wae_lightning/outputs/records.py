@@ -56,6 +56,9 @@ class TrainingRecord:
     """The job's command-line settings (``resume.job_overrides``): what makes it this job."""
     epochs: int | None = None
     global_step: int | None = None
+    """Optimizer steps (two a batch for the WAE-GAN's alternating updates)."""
+    batches: int | None = None
+    """Training batches, over every epoch (a resumed run's included)."""
     fit_seconds: float | None = None
     fit_started_at: float | None = None
     """Unix time at which the fit began."""
