@@ -3,13 +3,15 @@ checkpoint writes that fail loudly, and the divergence guard."""
 
 import json
 import math
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 
 from tests.test_train import run_cli
-from wae_lightning.callbacks import TrainingDiverged
+from wae_lightning.callbacks import LastCheckpoint, TrainingDiverged
+from wae_lightning.callbacks.checkpointing import CLOCK_CHECK_EVERY
 from wae_lightning.outputs.checkpoint_format import CheckpointWriteError, read_checkpoint
 from wae_lightning.train import train
 
@@ -65,6 +67,49 @@ def test_last_checkpoint_is_written_at_the_configured_steps(
     )
     train(cfg)
     assert RecordLastCheckpointStep.latest.steps[:8] == expected
+
+
+class RankZeroStrategy:
+    """A data-parallel strategy's broadcast, counted; rank 0's answer is ``answer``."""
+
+    def __init__(self, answer: bool) -> None:
+        self.answer, self.broadcasts = answer, 0
+
+    def broadcast(self, obj):
+        self.broadcasts += 1
+        return self.answer
+
+
+def batches_due(checkpoint: LastCheckpoint, strategy: RankZeroStrategy, batches: int) -> list[int]:
+    """The batches after which ``checkpoint`` saves, one optimizer step a batch."""
+    trainer = SimpleNamespace(global_step=0, strategy=strategy)
+    due = []
+    for batch_idx in range(batches):
+        trainer.global_step += 1
+        if checkpoint.is_due(trainer, batch_idx):
+            due.append(batch_idx)
+    return due
+
+
+@pytest.mark.parametrize("rank_zero_late", [True, False])
+def test_the_checkpoint_clock_is_read_every_fifty_batches_and_rank_zero_decides(
+    rank_zero_late, tmp_path
+):
+    """Each reading of the clock is a round trip between the processes: it must not happen
+    every batch. This process's clock always says a save is due (every 0.000001 minutes)."""
+    checkpoint = LastCheckpoint(tmp_path, every_n_train_steps=None, every_n_minutes=1e-6)
+    strategy = RankZeroStrategy(rank_zero_late)
+    due = batches_due(checkpoint, strategy, 200)
+    assert strategy.broadcasts == 200 // CLOCK_CHECK_EVERY
+    expected = list(range(CLOCK_CHECK_EVERY - 1, 200, CLOCK_CHECK_EVERY)) if rank_zero_late else []
+    assert due == expected
+
+
+def test_step_intervals_need_no_word_between_processes(tmp_path):
+    checkpoint = LastCheckpoint(tmp_path, every_n_train_steps=7, every_n_minutes=None)
+    strategy = RankZeroStrategy(False)
+    assert batches_due(checkpoint, strategy, 30) == [6, 13, 20, 27]
+    assert strategy.broadcasts == 0
 
 
 class InjectNaN(L.Callback):

@@ -33,6 +33,10 @@ from wae_lightning.outputs.checkpoint_format import (
 
 log = logging.getLogger(__name__)
 
+CLOCK_CHECK_EVERY = 50
+"""Batches between two readings of the clock for ``every_n_minutes`` (a save is at most that
+many batches late)."""
+
 
 class LastCheckpoint(Checkpoint):
     """Rewrite ``last.ckpt`` at the end of every training epoch, and inside long epochs.
@@ -71,20 +75,25 @@ class LastCheckpoint(Checkpoint):
         self.previous_step = trainer.global_step
         self.saved_at_time = time.monotonic()
 
-    def is_due(self, trainer: L.Trainer) -> bool:
+    def is_due(self, trainer: L.Trainer, batch_idx: int) -> bool:
         """Whether this batch reached a multiple of ``every_n_train_steps`` (the WAE-GAN makes
-        two steps a batch), or ``every_n_minutes`` passed since the last save."""
+        two steps a batch), or ``every_n_minutes`` passed since the last save.
+
+        The step count is the same in every process. The clocks are not: rank 0 decides for all
+        of them, at every ``CLOCK_CHECK_EVERY``-th batch only, since each decision is a round
+        trip between the processes that makes the host wait for the device."""
         steps, minutes = self.every_n_train_steps, self.every_n_minutes
         crossed = steps is not None and trainer.global_step // steps > self.previous_step // steps
         self.previous_step = trainer.global_step
-        late = minutes is not None and time.monotonic() - self.saved_at_time >= 60 * minutes
-        # the clocks of several processes differ: rank 0 decides for all of them
-        return bool(trainer.strategy.broadcast(crossed or late))
+        if crossed or minutes is None or (batch_idx + 1) % CLOCK_CHECK_EVERY:
+            return crossed
+        late = time.monotonic() - self.saved_at_time >= 60 * minutes
+        return bool(trainer.strategy.broadcast(late))
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
-        if self.is_due(trainer):
+        if self.is_due(trainer, idx):
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

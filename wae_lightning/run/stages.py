@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def end_data_parallelism() -> None:
-    """Leave the process group once training and testing are done: the evaluation runs in the
-    first process alone, and its metrics must not wait for processes that have ended."""
+    """Leave the process group once training and testing are done, in every process: the
+    evaluation runs in the first process alone, and NCCL's shutdown waits for every member."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
@@ -64,8 +64,8 @@ class RunStages:
         checkpoint = self.fit() if self.cfg.train else self.cfg.ckpt_path
         if self.cfg.test:
             self.test(checkpoint)
+        end_data_parallelism()
         if self.evaluator is not None and self.trainer.is_global_zero:
-            end_data_parallelism()
             self.evaluate(checkpoint)
         self.record("completed")
         return self.summary.metrics
@@ -84,6 +84,7 @@ class RunStages:
             "fitted",
             epochs=trainer.current_epoch,
             global_step=trainer.global_step,
+            batches=trainer.fit_loop.epoch_loop.batch_progress.total.completed,
             fit_seconds=round(time.perf_counter() - start, 2),
             best_checkpoint=best,
         )
