@@ -11,7 +11,7 @@ wrote it::
     samples = model.sample(16, sampler="mixture")
 """
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 from wae_lightning.data import (
     CelebADataModule,
