@@ -121,6 +121,7 @@ def test_a_signal_stops_at_a_batch_and_the_resumed_run_is_the_uninterrupted_one(
     assert f"ckpt_path={interrupted}" in summary["resume_command"]
     steps_per_batch = 2 if model_name == "wae_gan" else 1
     assert read_checkpoint(interrupted)["global_step"] == 8 * steps_per_batch
+    assert summary["batches"] == 8 and summary["fit_seconds"] > 0
 
     train(tiny_config(*model_overrides(model_name), f"ckpt_path={interrupted}"))
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"

@@ -352,6 +352,10 @@ def recompile_figures(log: Path) -> dict:
     }
 
 
+def gpu_tests_figures(check: Check) -> dict:
+    return test_figures(check.work / "stages" / "gpu_tests.log")
+
+
 def compiled_tests_figures(check: Check) -> dict:
     log = check.work / "stages" / "compiled_tests.log"
     return test_figures(log) | recompile_figures(log)
@@ -394,17 +398,12 @@ STAGES = [
     Stage("versions", 10, versions, versions_figures, required=True),
     Stage("tutorial_loop", 25, tutorial_loop, tutorial_loop_figures, required=True),
     Stage("tutorial", 150, tutorial, tutorial_figures, required=True),
-    Stage("best", 100, best, best_figures),
+    Stage("best", 130, best, best_figures),
     Stage("best_evaluation", 90, best_evaluation, best_evaluation_figures),
-    Stage(
-        "gpu_tests",
-        40,
-        gpu_tests,
-        lambda check: test_figures(check.work / "stages" / "gpu_tests.log"),
-    ),
-    Stage("compiled_tests", 55, compiled_tests, compiled_tests_figures, compiled=True),
-    Stage("compiled_smoke", 25, compiled_smoke, compiled_smoke_figures, compiled=True),
-    Stage("compiled_bench", 30, compiled_bench, compiled_bench_figures, compiled=True),
+    Stage("gpu_tests", 35, gpu_tests, gpu_tests_figures),
+    Stage("compiled_tests", 45, compiled_tests, compiled_tests_figures, compiled=True),
+    Stage("compiled_smoke", 20, compiled_smoke, compiled_smoke_figures, compiled=True),
+    Stage("compiled_bench", 20, compiled_bench, compiled_bench_figures, compiled=True),
 ]
 STAGE_NAMES = [stage.name for stage in STAGES]
 

@@ -52,6 +52,16 @@ class RunStages:
     def output_dir(self) -> Path:
         return Path(self.cfg.paths.output_dir)
 
+    @property
+    def batches_trained(self) -> int:
+        """Training batches over every epoch, a resumed run's earlier ones included."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.total.processed
+
+    @property
+    def seconds_since_fit_began(self) -> float | None:
+        began = self.summary.fit_started_at
+        return None if began is None else round(time.time() - began, 2)
+
     def record(self, status: str, **facts: Any) -> None:
         """Write ``metrics.json`` with this status and these facts (on the first process)."""
         self.summary = dataclasses.replace(self.summary, status=status, **facts)
@@ -84,7 +94,7 @@ class RunStages:
             "fitted",
             epochs=trainer.current_epoch,
             global_step=trainer.global_step,
-            batches=trainer.fit_loop.epoch_loop.batch_progress.total.completed,
+            batches=self.batches_trained,
             fit_seconds=round(time.perf_counter() - start, 2),
             best_checkpoint=best,
         )
@@ -140,6 +150,9 @@ class RunStages:
             exit_code=stop.exit_code,
             epochs=self.trainer.current_epoch,
             global_step=self.trainer.global_step,
+            batches=self.batches_trained,
+            # the fit's wall time up to the signal: with the batches, how fast it went
+            fit_seconds=self.seconds_since_fit_began,
             resume_checkpoint=str(checkpoint) if checkpoint else None,
             resume_command=command,
         )
