@@ -251,3 +251,14 @@ def test_each_stage_gets_its_cap_and_what_earlier_stages_left_while_later_ones_k
     caps = sum(stage.cap for stage in gpu_check.STAGES)
     assert caps + gpu_check.RESERVE <= gpu_check.DEFAULT_BUDGET
     assert gpu_check.minimum_budget(gpu_check.STAGES) < gpu_check.DEFAULT_BUDGET
+
+
+def test_the_whole_suite_collects_with_only_the_gpu_machines_packages(tmp_path):
+    """Tests of packages the GPU machine lacks (POT, prdc) skip there instead of stopping the
+    collection: `pytest -m gpu` on the whole suite runs there too."""
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"]
+    command += ["-p", "no:cacheprovider", "-m", "gpu", "tests"]
+    env = gpu_machine_env(tmp_path)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"^(\d+)/\d+ tests collected", result.stdout, re.MULTILINE)[1] != "0"
