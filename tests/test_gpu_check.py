@@ -262,3 +262,20 @@ def test_the_whole_suite_collects_with_only_the_gpu_machines_packages(tmp_path):
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"^(\d+)/\d+ tests collected", result.stdout, re.MULTILINE)[1] != "0"
+
+
+def test_the_stage_logs_are_read_for_test_outcomes_and_recompilations(tmp_path):
+    log = tmp_path / "compiled_tests.log"
+    log.write_text(
+        "collected 101 items / 94 deselected / 7 selected\n"
+        "tests/test_models.py::test_cuda_graphs[ae] PASSED                  [ 14%]\n"
+        "tests/test_models.py::test_cuda_graphs[vae] FAILED                 [ 28%]\n"
+        "tests/test_models.py::test_cuda_graphs[rae] SKIPPED (no GPU)       [ 42%]\n"
+        "V1208 guards.py:5621] [0/1] [__recompiles] Recompiling function forward in nets.py:121\n"
+        "W1208 convert_frame.py:2009] torch._dynamo hit config.recompile_limit (8)\n"
+        "W1208 convert_frame.py:2009] torch._dynamo hit config.accumulated_recompile_limit (256)\n"
+    )
+    tests = gpu_check.test_figures(log)
+    assert (tests["selected"], tests["passed"], tests["failed"], tests["skipped"]) == (7, 1, 1, 1)
+    assert tests["failed_tests"] == ["tests/test_models.py::test_cuda_graphs[vae]"]
+    assert gpu_check.recompile_figures(log) == {"recompiles": 1, "recompile_limit_hits": 2}

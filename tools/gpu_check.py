@@ -1,7 +1,8 @@
 """Every figure still owed by a GPU, in one run that fits one loan of a GPU machine.
 
     python3 tools/gpu_check.py [--out DIR] [--data-dir DIR] [--classifier-cache DIR]
-                               [--budget SECONDS] [--stages NAME,...] [--work DIR] [--tiny] [--cpu]
+                               [--wheels DIR] [--budget SECONDS] [--stages NAME,...]
+                               [--work DIR] [--python PYTHON] [--tiny] [--cpu]
 
 The stages run in the order of what is owed most (``STAGES``), each as its own process under
 its own time limit: its cap, plus whatever the stages before it left unused, as long as every
@@ -11,9 +12,10 @@ last error line of its log, and the next one runs. What comes back is three file
 at the end), ``results.json`` (every figure) and ``gpu_check.tar.gz`` (the logs, metrics and
 figures; no checkpoints). Everything else stays in ``--work`` (default: a new temporary folder).
 
-Pure-Python wheels in ``.device/whl`` (``bash tools/gpu_prep.sh`` gathers them) are installed
-first, one at a time and only those whose package the machine lacks, so that none shadows
-what the machine already has. The script itself needs the standard library alone.
+Pure-Python wheels in ``--wheels`` (default ``.device/whl``, which ``bash tools/gpu_prep.sh``
+fills) are installed first, one at a time and only those whose package the machine lacks, so
+that none shadows what the machine already has. The script itself needs the standard library
+alone.
 
 ``--tiny --cpu`` shrinks every stage to seconds on the CPU, with 4x the time limits so that a
 busy machine does not time them out: the test suite runs that, so the script cannot rot.
@@ -133,18 +135,15 @@ class Check:
         return [self.python, "-m", "wae_lightning.train", *overrides, *self.common()]
 
     def pytest(self, marker: str) -> list[str]:
-        """The GPU-marked tests of ``marker``, collected from the files that hold them only:
-        the other files may import what the GPU machine lacks."""
+        """The GPU-marked tests of ``marker``, collected from the files that hold them only,
+        which spares the stage importing every other test module."""
         files = sorted(
             str(path.relative_to(REPO))
             for path in (REPO / "tests").glob("test_*.py")
             if "pytest.mark.gpu" in path.read_text()
         )
-        return [self.python, "-m", "pytest", "-m", marker, "-v", "-p", "no:cacheprovider"] + [
-            "-p",
-            "no:randomly",
-            *files,
-        ]
+        command = [self.python, "-m", "pytest", "-m", marker, "-v"]
+        return command + ["-p", "no:cacheprovider", "-p", "no:randomly", *files]
 
 
 # --- what each stage runs ---------------------------------------------------------------
@@ -346,9 +345,7 @@ def recompile_figures(log: Path) -> dict:
     text = log.read_text(errors="replace") if log.is_file() else ""
     return {
         "recompiles": text.count("Recompiling function"),
-        "recompile_limit_hits": len(
-            re.findall(r"hit config\.(?:recompile|cache_size)_limit", text)
-        ),
+        "recompile_limit_hits": len(re.findall(r"torch\._dynamo hit config\.\w*limit", text)),
     }
 
 
