@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from wae_lightning.data import MNISTDataModule
 
@@ -19,27 +19,13 @@ DATA_DIR = Path(os.environ.get("WAE_TEST_DATA_DIR", REPO.parent / "shared" / "da
 MNIST_SHAPE = (1, 28, 28)
 """The image shape of MNIST and Fashion-MNIST, for networks built outside a run."""
 
-TINY_EVALUATION = [
-    "evaluation.test_images=400",
-    "evaluation.train_images=400",
-    "evaluation.num_generated=400",
-    "evaluation.kid_subsets=5",
-    "evaluation.kid_subset_size=100",
-    "evaluation.embedding_points=100",
-    "evaluation.mmd_samples=200",
-    "evaluation.batch_size=200",
-    "evaluation.num_figure_samples=16",
-    "evaluation.samplers.mixture.grid=[2,5,10]",
-    "evaluation.samplers.flow.steps=20",
-    "evaluation.progress=false",
-    # a classifier trained on 40 batches: far below the real one, far above chance
-    "evaluation.classifier.epochs=1",
-    "evaluation.classifier.limit_batches=40",
-    "evaluation.classifier.min_accuracy=0.5",
-]
+TINY_EVALUATION = ["+evaluation_size=tiny"]
 """An evaluation that takes seconds: few images, and a classifier trained for a few seconds."""
 
-TINY_CLASSIFIER = {"epochs": 1, "limit_batches": 40, "min_accuracy": 0.5, "progress": False}
+TINY_CLASSIFIER = {
+    **OmegaConf.to_container(OmegaConf.load(CONF_DIR / "evaluation_size" / "tiny.yaml").classifier),
+    "progress": False,
+}
 """The same classifier, as keyword arguments of ``load_feature_network``."""
 
 TINY_OVERRIDES = [

@@ -109,22 +109,7 @@ class Check:
         ]
         if not self.tiny:
             return [*settings, *BEST_EVALUATION]
-        return [
-            *settings,
-            "evaluation.test_images=400",
-            "evaluation.train_images=400",
-            "evaluation.num_generated=400",
-            "evaluation.kid_subsets=5",
-            "evaluation.kid_subset_size=100",
-            "evaluation.embedding_points=100",
-            "evaluation.mmd_samples=200",
-            "evaluation.batch_size=200",
-            "evaluation.samplers.flow.steps=20",
-            "evaluation.samplers.mixture.grid=[2,5,10]",
-            "evaluation.classifier.epochs=1",
-            "evaluation.classifier.limit_batches=40",
-            "evaluation.classifier.min_accuracy=0.5",
-        ]
+        return [*settings, "+evaluation_size=tiny"]
 
     def bench(self, *options: str) -> list[str]:
         command = [self.python, "-m", "wae_lightning.bench", "--data-dir", str(self.data_dir)]
