@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA_DIR, TINY_OVERRIDES
+from tests.conftest import DATA_DIR, TINY_EVALUATION, TINY_OVERRIDES
 
 LOG_LINE = re.compile(
     r"^\[[\d-]+ [\d:,]+\]\[(wae_lightning\.[\w.]+|__main__|HYDRA)\]\[(INFO|WARNING)\] - "
@@ -48,13 +48,12 @@ def test_a_run_and_an_evaluation_print_only_the_projects_log_lines(tmp_path):
     assert any("[wae_lightning.run.stages][INFO] - Tested " in line for line in lines)
     assert any("Encoder pre-trained for 2 steps" in line for line in lines)
     (checkpoint,) = (tmp_path / "logs" / "train" / "runs").glob("*/checkpoints/epoch_*.ckpt")
-    evaluation = [override for override in TINY_OVERRIDES if override.startswith("evaluation.")]
     lines = run(
         "wae_lightning.evaluate",
         f"ckpt_path={checkpoint}",
         f"data_dir={DATA_DIR}",
         f"output_dir={tmp_path / 'again'}",
-        *evaluation,
+        *TINY_EVALUATION,
         cwd=tmp_path,
     )
     assert not_log_lines(lines) == []
