@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -110,13 +111,16 @@ def gpu_machine_env(tmp_path: Path, *also_lacking: str) -> dict[str, str]:
     }
 
 
-def run_check(tmp_path: Path, env: dict[str, str], *options: str) -> subprocess.CompletedProcess:
+def check_command(tmp_path: Path, *options: str) -> list[str]:
     command = [sys.executable, "tools/gpu_check.py", "--tiny", "--cpu", "--data-dir", str(DATA_DIR)]
     command += ["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]
     command += ["--classifier-cache", str(tmp_path / "classifiers")]
-    command += ["--wheels", str(tmp_path / "wheels"), *options]
+    return command + ["--wheels", str(tmp_path / "wheels"), *options]
+
+
+def run_check(tmp_path: Path, env: dict[str, str], *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command,
+        check_command(tmp_path, *options),
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -279,3 +283,24 @@ def test_the_stage_logs_are_read_for_test_outcomes_and_recompilations(tmp_path):
     assert (tests["selected"], tests["passed"], tests["failed"], tests["skipped"]) == (7, 1, 1, 1)
     assert tests["failed_tests"] == ["tests/test_models.py::test_cuda_graphs[vae]"]
     assert gpu_check.recompile_figures(log) == {"recompiles": 1, "recompile_limit_hits": 2}
+
+
+def test_a_stopped_check_stops_its_stage_skips_the_rest_and_writes_what_it_has(tmp_path):
+    """A loan's time limit may stop the check itself: the stage it runs must not live on (it
+    would hold the GPU), and the results so far must still come back."""
+    command = check_command(tmp_path, "--stages", "versions,tutorial_loop,tutorial")
+    check = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    for line in check.stdout:
+        if line.startswith("[gpu_check] tutorial_loop: up to"):
+            stage_group = int(re.search(r"process group (\d+)", line)[1])
+            check.send_signal(signal.SIGTERM)
+            break
+    printed = check.stdout.read()
+    assert check.wait(timeout=120) == 128 + signal.SIGTERM
+    stages = json.loads((tmp_path / "out" / "results.json").read_text())["stages"]
+    assert stages["versions"]["status"] == "ok"
+    assert stages["tutorial_loop"]["status"] == "stopped: the check got SIGTERM"
+    assert stages["tutorial"]["status"] == "skipped: the check was stopped"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(stage_group, 0)  # nothing of the stage is left
+    assert "| tutorial_loop | stopped: the check got SIGTERM |" in printed

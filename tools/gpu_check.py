@@ -409,8 +409,43 @@ def last_error(log: Path) -> str:
     return (errors or lines or ["(no output)"])[-1][:300]
 
 
-def run_stage(stage: Stage, check: Check, given: int) -> dict:
-    """Run one stage in its own process group, killed (SIGTERM, then SIGKILL) past ``given``."""
+class CheckStopped(Exception):
+    """SIGTERM or SIGINT reached the check itself while a stage ran."""
+
+
+class Stopper:
+    """Takes SIGTERM and SIGINT (a loan's time running out, say): the running stage is stopped
+    at once, no later stage starts, and the results so far are still written."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self.waiting = False
+
+    def __call__(self, signum: int, frame) -> None:
+        self.signal_name = signal.Signals(signum).name
+        if self.waiting:
+            raise CheckStopped(self.signal_name)
+
+
+def stop_stage(process: subprocess.Popen) -> int:
+    """SIGTERM to the stage's process group (a training run keeps what it finished), SIGKILL if
+    it has not ended 15 s later; returns its exit status."""
+    for kill, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, kill)
+        except ProcessLookupError:  # it had ended
+            return process.wait()
+        try:
+            return process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return process.wait()
+
+
+def run_stage(stage: Stage, check: Check, given: int, stopper: Stopper) -> dict:
+    """Run one stage in its own process group, stopped past ``given`` seconds or when the check
+    itself is stopped. The group stays in the check's session, so that whatever ends the
+    check's session ends the stage too."""
     log = check.work / "stages" / f"{stage.name}.log"
     began = time.monotonic()
     try:
@@ -426,25 +461,27 @@ def run_stage(stage: Stage, check: Check, given: int) -> dict:
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            preexec_fn=os.setpgrp,
         )
+        print(
+            f"[gpu_check] {stage.name}: up to {given} s (process group {process.pid})", flush=True
+        )
+        status = "ok"
         try:
+            stopper.waiting = True
             code = process.wait(timeout=given)
-            timed_out = False
         except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(process.pid, signal.SIGTERM)  # a training run keeps what it finished
-            try:
-                code = process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                code = process.wait()
-    result = {"seconds": round(time.monotonic() - began, 1), "exit_code": code}
-    if timed_out:
-        return {**result, "status": f"timed out after {given} s", "error": last_error(log)}
-    if code != 0:
-        return {**result, "status": "failed", "error": last_error(log)}
-    return {**result, "status": "ok"}
+            status, code = f"timed out after {given} s", stop_stage(process)
+        except CheckStopped as stopped:
+            status, code = f"stopped: the check got {stopped}", stop_stage(process)
+        finally:
+            stopper.waiting = False
+    result = {"seconds": round(time.monotonic() - began, 1), "exit_code": code, "status": status}
+    if status == "ok" and code != 0:
+        result["status"] = "failed"
+    if result["status"] != "ok":
+        result["error"] = last_error(log)
+    return result
 
 
 def install_wheels(check: Check, wheel_dir: Path, site: Path) -> dict:
@@ -687,14 +724,18 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if args.wheels.is_dir():
         results["wheels"] = install_wheels(check, args.wheels, site)
+    stopper = Stopper()
+    signal.signal(signal.SIGTERM, stopper)
+    signal.signal(signal.SIGINT, stopper)
     for index, stage in enumerate(args.stages):
         left = args.budget - (time.monotonic() - start) - check.slack * 5
         given = seconds_given(args.stages, index, left, check.slack)
-        if given < check.slack * 5:
+        if stopper.signal_name:
+            outcome = {"status": "skipped: the check was stopped", "seconds": 0}
+        elif given < check.slack * 5:
             outcome = {"status": "skipped: the budget is spent", "seconds": 0}
         else:
-            print(f"[gpu_check] {stage.name}: up to {given} s", flush=True)
-            outcome = {**run_stage(stage, check, given), "given_s": given}
+            outcome = {**run_stage(stage, check, given, stopper), "given_s": given}
             try:
                 results["figures"][stage.name] = stage.figures(check)
             except Exception as error:  # noqa: BLE001 - a misread figure must not lose the others
@@ -703,6 +744,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[gpu_check] {stage.name}: {outcome['status']} ({outcome['seconds']} s)", flush=True)
     results["seconds"] = round(time.monotonic() - start, 1)
     print("\n".join(write_results(check, results)), flush=True)
+    if stopper.signal_name:
+        sys.exit(128 + signal.Signals[stopper.signal_name])
     return results
 
 
